@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Sets up this checkout on Debian, Ubuntu or Raspberry Pi OS: a virtual environment in .venv,
+# the Python packages, and the verified models. Safe to run again.
+#
+#   deploy/setup.sh [--dev] [--mirror DIR]
+#
+#   --dev         also the test tools (pytest, ruff, vermin)
+#   --mirror DIR  take the model files from DIR instead of downloading them
+#                 (or set TEACHABLE_MODEL_MIRROR)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dev=0
+mirror="${TEACHABLE_MODEL_MIRROR:-}"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dev) dev=1 ;;
+    --mirror) mirror="$2"; shift ;;
+    *) echo "usage: deploy/setup.sh [--dev] [--mirror DIR]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 9))' 2>/dev/null; then
+  echo "error: Python 3.9 or newer is needed ($python is $("$python" --version 2>&1))." >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating the virtual environment .venv"
+  "$python" -m venv .venv || {
+    echo "error: could not create a virtual environment: sudo apt install python3-venv" >&2
+    exit 1
+  }
+fi
+echo "== installing Python packages"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+if [ "$dev" = 1 ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+fi
+echo "== fetching and verifying the models"
+.venv/bin/python -m server.models fetch ${mirror:+--mirror "$mirror"}
+echo "== ready"
