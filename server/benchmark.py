@@ -88,7 +88,9 @@ def bench_learners(rounds: int, dim: int = 1024) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m server.benchmark", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m server.benchmark", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--rounds", type=int, default=200, help="timed rounds (default 200)")
     p.add_argument("--image", type=Path, help="an image to embed (default: a 640x480 test frame)")
     p.add_argument("--tpu", choices=("auto", "on", "off"), default="auto")

@@ -195,26 +195,13 @@ class AutoLearner(Learner):
     def _on_remove_class(self, class_id: int) -> None:
         self._imprinted.pop(class_id, None)
 
-    def _head_state(self) -> dict:
-        if self.head is None:
-            return {}
-        return {
-            "mean": self.head.mean,
-            "w": self.head.w,
-            "b": self.head.b,
-            "class_ids": np.array(self.head.class_ids, np.int64),
-        }
-
-    def _load_head_state(self, head: dict) -> None:
-        class_ids = tuple(int(c) for c in head["class_ids"])
-        if set(class_ids) <= set(self.classes):
-            versions = tuple(self._versions[c] for c in class_ids)
-            self.head = CosineHead(
-                head["mean"],
-                head["w"],
-                head["b"],
-                self.params["scale"],
-                class_ids,
-                versions,
-                FitReport(0, 0.0, 0.0, 0.0),
-            )
+    def _make_head(self, arrays: dict, class_ids: tuple, versions: tuple) -> CosineHead:
+        return CosineHead(
+            arrays["mean"],
+            arrays["w"],
+            arrays["b"],
+            self.params["scale"],
+            class_ids,
+            versions,
+            FitReport(0, 0.0, 0.0, 0.0),
+        )

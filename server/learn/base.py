@@ -38,6 +38,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / np.sum(e, axis=1, keepdims=True)
 
 
+def _check_embeddings(x: np.ndarray, dim: Optional[int]) -> None:
+    """Raises ValueError unless ``x`` is NxD (D = ``dim`` when known) and finite."""
+    if x.ndim != 2 or (dim is not None and x.shape[1] != dim):
+        raise ValueError(f"expected embeddings of size {dim or 'D'}, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("embeddings must be finite (no NaN or infinity)")
+
+
 class Prediction(NamedTuple):
     """Scores for N embeddings over the learner's C classes.
 
@@ -144,7 +152,10 @@ class Learner:
         self.dim = dim
         self.unknown_quantile = unknown_quantile
         self.classes: list = []
+        # A class's version changes with every change to its examples; versions come from one
+        # counter, so a class id that is removed and added again never repeats an old version.
         self._versions: Dict[int, int] = {}
+        self._clock = 0
         self._bank: Optional[_Bank] = _Bank(dim) if dim else None
         self._next_id = 1
         self._sums: Dict[int, np.ndarray] = {}
@@ -156,7 +167,6 @@ class Learner:
         class_id = int(class_id)
         if class_id not in self._versions:
             self.classes.append(class_id)
-            self._versions[class_id] = 0
             self._changed(class_id)
 
     def add(self, class_id: int, embeddings: np.ndarray, ids: Optional[Sequence[int]] = None):
@@ -168,12 +178,9 @@ class Learner:
         x = np.asarray(embeddings, np.float32)
         if x.ndim == 1:
             x = x[np.newaxis]
+        _check_embeddings(x, self.dim)
         if self.dim is None:
             self.dim = x.shape[1]
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"expected embeddings of size {self.dim}, got shape {x.shape}")
-        if not np.all(np.isfinite(x)):
-            raise ValueError("embeddings must be finite")
         if ids is None:
             ids = np.arange(self._next_id, self._next_id + len(x))
         ids = np.asarray(ids, np.int64).reshape(-1)
@@ -204,7 +211,9 @@ class Learner:
         return int(gone.sum())
 
     def clear_class(self, class_id: int) -> None:
-        """Removes every example of ``class_id``; the class stays."""
+        """Removes every example of ``class_id``; the class stays. Unknown ids are ignored."""
+        if int(class_id) not in self._versions:
+            return
         if self._bank is not None:
             self._bank.keep(self._bank.cls != int(class_id))
         self._sums.pop(int(class_id), None)
@@ -289,9 +298,8 @@ class Learner:
         x = np.asarray(embeddings, np.float32)
         if x.ndim == 1:
             x = x[np.newaxis]
+        _check_embeddings(x, self.dim)
         n = len(x)
-        if self.dim is not None and x.shape[1] != self.dim:
-            raise ValueError(f"expected embeddings of size {self.dim}, got shape {x.shape}")
         counts = self.counts()
         taught = np.array([counts[c] > 0 for c in self.classes], bool)
         if not taught.any():
@@ -384,10 +392,30 @@ class Learner:
         """Called after ``class_id`` was removed."""
 
     def _head_state(self) -> Dict[str, np.ndarray]:
-        return {}
+        """The trained head's arrays, and which of its classes were current when saved."""
+        head = getattr(self, "head", None)
+        if head is None:
+            return {}
+        arrays = {k: v for k, v in head._asdict().items() if isinstance(v, np.ndarray)}
+        arrays["class_ids"] = np.array(head.class_ids, np.int64)
+        arrays["current"] = np.array(
+            [self._versions.get(c) == v for c, v in zip(head.class_ids, head.versions)], bool
+        )
+        return arrays
 
-    def _load_head_state(self, head: Dict[str, np.ndarray]) -> None:
-        """Restores ``_head_state()``'s arrays."""
+    def _load_head_state(self, arrays: Dict[str, np.ndarray]) -> None:
+        # Versions are not kept across a reload: a class the head was current for gets the
+        # reloaded class's version, a class taught after training gets one that never matches.
+        class_ids = tuple(int(c) for c in arrays["class_ids"])
+        versions = tuple(
+            self._versions[c] if current and c in self._versions else -1
+            for c, current in zip(class_ids, arrays["current"])
+        )
+        self.head = self._make_head(arrays, class_ids, versions)
+
+    def _make_head(self, arrays: Dict[str, np.ndarray], class_ids: tuple, versions: tuple):
+        """A head from saved arrays (learners that train override this)."""
+        raise NotImplementedError
 
     def _recompute_sum(self, class_id: int) -> None:
         mask = self._bank.cls == class_id
@@ -397,5 +425,6 @@ class Learner:
             self._sums.pop(class_id, None)
 
     def _changed(self, class_id: int) -> None:
-        self._versions[class_id] = self._versions.get(class_id, 0) + 1
+        self._clock += 1
+        self._versions[class_id] = self._clock
         self._thresholds = None

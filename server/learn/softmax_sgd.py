@@ -148,20 +148,5 @@ class SoftmaxSgdLearner(Learner):
         if self.head is not None and class_id in self.head.class_ids:
             self.head = None  # a layer with a deleted class's column would mislead
 
-    def _head_state(self) -> dict:
-        if self.head is None:
-            return {}
-        return {
-            "w": self.head.w,
-            "b": self.head.b,
-            "class_ids": np.array(self.head.class_ids, np.int64),
-            "versions": np.array(self.head.versions, np.int64),
-        }
-
-    def _load_head_state(self, head: dict) -> None:
-        # Versions restart when a learner is rebuilt: the stored layer is current only if it
-        # was trained on exactly the stored classes.
-        class_ids = tuple(int(c) for c in head["class_ids"])
-        if class_ids == tuple(self.classes):
-            versions = tuple(self._versions[c] for c in class_ids)
-            self.head = SgdHead(head["w"], head["b"], class_ids, versions, FitReport(0, 0, 0, 0))
+    def _make_head(self, arrays: dict, class_ids: tuple, versions: tuple) -> SgdHead:
+        return SgdHead(arrays["w"], arrays["b"], class_ids, versions, FitReport(0, 0.0, 0.0, 0.0))
