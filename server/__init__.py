@@ -1,0 +1,76 @@
+"""The teachable camera kiosk.
+
+``create_app(settings, camera=..., extractor=..., store=...)`` wires the parts together;
+collaborators that are not given are built from the settings (tests pass fakes).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import NamedTuple, Optional
+
+from flask import Flask
+
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+__version__ = "0.1.0"
+
+
+class Services(NamedTuple):
+    """What the web layer reaches through ``app.extensions["teachable"]``."""
+
+    settings: Settings
+    pipeline: object
+    streamer: object
+    socketio: object
+    store: object
+    camera: object
+
+    def close(self) -> None:
+        self.streamer.stop()
+        self.pipeline.stop()
+        self.store.close()
+
+
+def create_app(
+    settings: Optional[Settings] = None,
+    *,
+    camera=None,
+    extractor=None,
+    store=None,
+    start: bool = True,
+) -> Flask:
+    """Builds the Flask app, its Socket.IO server, the pipeline and the streamer.
+
+    Args:
+      settings: validated settings (defaults when None).
+      camera, extractor, store: collaborators to use instead of those the settings describe.
+      start: start the camera, pipeline and streamer threads now.
+    """
+    from server.hw.cameras import open_camera
+    from server.hw.extractor import open_extractor
+    from server.pipeline import Pipeline
+    from server.store import Store
+    from server.web import init_web
+
+    settings = settings or Settings()
+    store = store or Store(settings.db_path, keep_thumbnails=settings.thumbnails)
+    extractor = extractor or open_extractor(
+        settings.tpu,
+        model_path=settings.model,
+        data_dir=settings.data_dir,
+        mirror=settings.mirror,
+    )
+    camera = camera or open_camera(settings.camera, fps=settings.camera_fps)
+    app = Flask(__name__, static_folder="../static", template_folder="../templates")
+    pipeline = Pipeline(
+        settings, camera=camera, extractor=extractor, store=store, emit=lambda *a, **k: None
+    )
+    socketio, streamer = init_web(app, pipeline=pipeline, settings=settings, camera=camera)
+    app.extensions["teachable"] = Services(settings, pipeline, streamer, socketio, store, camera)
+    if start:
+        pipeline.start()
+        streamer.start()
+    return app

@@ -1,0 +1,115 @@
+"""``python -m server``: parse the settings, check the models, serve the kiosk.
+
+Serves through gunicorn (one worker process with threads: Flask-SocketIO's documented
+deployment for threading mode), embedded so that one command starts everything. The worker
+asks Linux to kill it when the gunicorn master dies, so even ``kill -9`` of the master leaves
+nothing holding the port or the database.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+
+from server import models
+from server.settings import Settings, SettingsError, from_args
+
+log = logging.getLogger("server")
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(server=None, worker=None) -> None:
+    """gunicorn post_fork hook: the worker gets SIGKILL when its parent dies (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        log.warning(
+            "could not tie the worker's life to the master's (errno %d)", ctypes.get_errno()
+        )
+    if worker is not None and os.getppid() != worker.ppid:
+        os._exit(1)  # the master died before prctl took effect
+
+
+def worker_exit(server, worker) -> None:
+    app = getattr(worker, "wsgi", None)
+    services = getattr(app, "extensions", {}).get("teachable") if app is not None else None
+    if services is not None:
+        services.close()
+
+
+def check_models(settings: Settings) -> None:
+    """Fails fast, before any process starts, when the CPU model cannot be had."""
+    models.locate(
+        models.EXTRACTOR_CPU,
+        path=settings.model,
+        data_dir=settings.data_dir,
+        mirror=settings.mirror,
+    )
+
+
+def serve(settings: Settings) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    from server import create_app
+
+    class KioskServer(BaseApplication):
+        def load_config(self):
+            config = {
+                "bind": f"{settings.host}:{settings.port}",
+                "workers": 1,
+                "worker_class": "gthread",
+                # every websocket holds one thread for its lifetime; a few spare for HTTP
+                "threads": settings.max_clients + 8,
+                "timeout": 30,
+                "graceful_timeout": 5,
+                "keepalive": 5,
+                "post_fork": die_with_parent,
+                "worker_exit": worker_exit,
+                "loglevel": settings.log_level.lower(),
+                "accesslog": None,
+                "proc_name": "teachable-kiosk",
+            }
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24
+                config["control_socket_disable"] = True  # no file outside the data dir
+            for key, value in config.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return create_app(settings)
+
+    KioskServer().run()
+
+
+def main(argv=None) -> int:
+    try:
+        settings = from_args(argv)
+    except SettingsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        check_models(settings)
+    except models.ModelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    log.info(
+        "serving on http://%s:%d (camera %s, tpu %s, data %s)",
+        settings.host,
+        settings.port,
+        settings.camera,
+        settings.tpu,
+        settings.data_dir,
+    )
+    serve(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

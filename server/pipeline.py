@@ -1,0 +1,679 @@
+"""The one worker that owns the extractor and the learner: the hot loop and its commands.
+
+Per frame: embed, score every class, smooth over time, publish the prediction, and add an
+example for every client that holds "record". Everything else (adding a class, undo, a method
+switch, an uploaded photo) reaches the worker as a command on its queue, so the learner has one
+owner and needs no locks. Training runs on a separate thread from a frozen copy of the data
+(``Learner.training_job``) and its result is applied by the worker.
+
+Public methods are thread-safe: they put a command on the queue and wait for its answer.
+Failures a user can cause raise ``ServiceError`` with a code and a sentence.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import io
+import logging
+import queue
+import statistics
+import threading
+import time
+from typing import Callable, Dict, List, NamedTuple, Optional
+
+import numpy as np
+from PIL import Image
+
+from server import store as store_mod
+from server.learn import METHODS, Learner, make_learner
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[..., None]
+"""emit(event, payload, to=None): sends a Socket.IO event to one client or to all."""
+
+THUMBNAIL_SIZE = 96
+DARK_LUMA = 20.0  # mean luma (0-255) below which a frame is too dark to learn from
+BLUR_VARIANCE = 8.0  # Laplacian variance at 160 px below which a frame is too blurred
+
+
+class ServiceError(Exception):
+    """A request that cannot be done: ``code`` for programs, the message for people."""
+
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "message": self.message}
+
+
+class Published(NamedTuple):
+    """A processed frame and what the learner made of it, for the streamer."""
+
+    index: int
+    image: np.ndarray
+    prediction: dict
+
+
+class LatestSlot:
+    """Holds the newest value; readers wait for one newer than what they have seen."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._value = None
+        self._count = 0
+
+    def put(self, value) -> None:
+        with self._cond:
+            self._value = value
+            self._count += 1
+            self._cond.notify_all()
+
+    def get(self, after: int = 0, timeout: float = 1.0):
+        """(count, value) of a value newer than ``after``, or (after, None) on timeout."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._count > after, timeout):
+                return after, None
+            return self._count, self._value
+
+
+class _Recorder(NamedTuple):
+    class_id: int
+    burst: int
+    next_at: float
+
+
+def frame_quality(image: np.ndarray) -> Optional[str]:
+    """None if ``image`` (HxWx3 uint8) is fit to learn from, else "too_dark" or "too_blurry"."""
+    step = max(1, image.shape[1] // 160)
+    gray = image[::step, ::step].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    if gray.mean() < DARK_LUMA:
+        return "too_dark"
+    lap = 4 * gray[1:-1, 1:-1] - gray[:-2, 1:-1] - gray[2:, 1:-1] - gray[1:-1, :-2] - gray[1:-1, 2:]
+    if lap.var() < BLUR_VARIANCE:
+        return "too_blurry"
+    return None
+
+
+SKIP_MESSAGES = {
+    "too_dark": "Too dark to learn from: add light.",
+    "too_blurry": "Too blurred to learn from: hold still.",
+    "full": "This class is full: delete some examples to record more.",
+}
+
+
+def thumbnail_jpeg(image, size: int = THUMBNAIL_SIZE) -> bytes:
+    """A small square JPEG of the centre of ``image`` (PIL image or HxWx3 array)."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    w, h = image.size
+    side = min(w, h)
+    box = ((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2)
+    small = image.crop(box).resize((size, size), Image.BILINEAR)
+    out = io.BytesIO()
+    small.save(out, "JPEG", quality=70)
+    return out.getvalue()
+
+
+class Pipeline:
+    """Camera → extractor → learner → every client, with one owner for the learner.
+
+    Args:
+      settings: the validated settings.
+      camera: a started or startable ``server.hw.cameras.Camera``.
+      extractor: a ``server.hw.extractor.Extractor``.
+      store: the ``server.store.Store``.
+      emit: sends Socket.IO events (see ``Emit``).
+      clock: ``time.monotonic`` or a fake.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        camera,
+        extractor,
+        store,
+        emit: Emit,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.settings = settings
+        self.camera = camera
+        self.extractor = extractor
+        self.store = store
+        self.emit = emit
+        self.clock = clock
+        self.frames = LatestSlot()
+        self._commands: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._start_lock = threading.Lock()
+        self._recorders: Dict[str, _Recorder] = {}
+        self._last_skip: Dict[tuple, float] = {}
+        self._clients: set = set()
+        self._smoothed: Optional[np.ndarray] = None
+        self._smoothed_classes: tuple = ()
+        self._frame_times: collections.deque = collections.deque(maxlen=120)
+        self._latencies: collections.deque = collections.deque(maxlen=200)
+        self.frames_processed = 0
+        self.errors = 0
+        self._version = 0
+        self._training: Optional[dict] = None
+        self._training_thread: Optional[threading.Thread] = None
+        self._last_training: Optional[dict] = None
+        self._state_cache: dict = {}
+        method = store.get_setting("method", settings.method)
+        self.learner: Learner = self._rebuild(method if method in METHODS else settings.method)
+        self._refresh_state(broadcast=False)
+
+    # ----- lifecycle --------------------------------------------------------------------
+    def start(self) -> None:
+        """Starts the camera and the worker thread (once, whoever calls first)."""
+        with self._start_lock:
+            if self._thread is not None:
+                return
+            self.camera.on_status = self._on_camera_status
+            self.camera.start()
+            self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
+            self._thread.start()
+            self.submit(self._maybe_train)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._training_thread is not None:
+            self._training_thread.join(timeout)
+        self.camera.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # ----- the hot loop -----------------------------------------------------------------
+    def _run(self) -> None:
+        last = -1
+        while not self._stop.is_set():
+            self._drain_commands()
+            frame = self.camera.latest(after=last, timeout=0.05)
+            if frame is None:
+                continue
+            last = frame.index
+            try:
+                self._process(frame)
+            except Exception:  # a bad frame must not stop the kiosk
+                self.errors += 1
+                log.exception("frame %d failed; carrying on", frame.index)
+        self._drain_commands()
+
+    def _process(self, frame) -> None:
+        start = self.clock()
+        embedding = self.extractor.embed(frame.image)
+        pred = self.learner.predict(embedding)
+        payload = self._prediction_payload(pred, embedding, frame)
+        now = self.clock()
+        self._latencies.append((now - frame.time) * 1000.0)
+        self._frame_times.append(now)
+        self.frames_processed += 1
+        payload["latency_ms"] = round((now - frame.time) * 1000.0, 1)
+        payload["process_ms"] = round((now - start) * 1000.0, 1)
+        self.frames.put(Published(frame.index, frame.image, payload))
+        if self._recorders:
+            self._record(frame, embedding, now)
+
+    def _prediction_payload(self, pred, embedding: np.ndarray, frame) -> dict:
+        probs = pred.probs[0]
+        classes = pred.class_ids
+        if classes != self._smoothed_classes or self._smoothed is None:
+            self._smoothed, self._smoothed_classes = probs.copy(), classes
+        else:
+            a = self.settings.smoothing
+            self._smoothed = a * self._smoothed + (1 - a) * probs
+        smoothed = self._smoothed
+        top = int(np.argmax(smoothed)) if len(classes) and smoothed.sum() > 0 else -1
+        class_id = classes[top] if top >= 0 else None
+        names = self._state_cache.get("names", {})
+        return {
+            "frame": frame.index,
+            "class_id": class_id,
+            "label": names.get(class_id),
+            "scores": {str(c): round(float(p), 4) for c, p in zip(classes, smoothed)},
+            "unknown": bool(pred.unknown[0]) if top >= 0 else True,
+            "similarity": round(float(pred.similarity[0]), 4),
+            "nearest": self.learner.nearest(embedding, class_id, 3) if class_id is not None else [],
+            "method": self.learner.name,
+        }
+
+    def _record(self, frame, embedding: np.ndarray, now: float) -> None:
+        counts = self.learner.counts()
+        changed = False
+        for sid, rec in list(self._recorders.items()):
+            if now < rec.next_at:
+                continue
+            self._recorders[sid] = rec._replace(
+                next_at=now + self.settings.record_interval_ms / 1e3
+            )
+            reason = "full" if counts.get(rec.class_id, 0) >= self.settings.max_examples else None
+            reason = reason or frame_quality(frame.image)
+            if reason:
+                self._tell_skip(sid, reason, now)
+                continue
+            thumb = thumbnail_jpeg(frame.image) if self.settings.thumbnails else None
+            try:
+                ids = self.store.add_examples(
+                    rec.class_id, embedding[np.newaxis], [thumb], burst=rec.burst
+                )
+            except store_mod.StoreError as e:
+                self._recorders.pop(sid, None)
+                self.emit("error", {"code": "storage", "message": str(e)}, to=sid)
+                continue
+            self.learner.add(rec.class_id, embedding, ids)
+            counts[rec.class_id] = counts.get(rec.class_id, 0) + 1
+            changed = True
+        if changed:
+            self._refresh_state()
+
+    def _tell_skip(self, sid: str, reason: str, now: float) -> None:
+        key = (sid, reason)
+        if now - self._last_skip.get(key, -1e9) >= 1.0:
+            self._last_skip[key] = now
+            self.emit(
+                "record_skipped", {"reason": reason, "message": SKIP_MESSAGES[reason]}, to=sid
+            )
+
+    # ----- commands ---------------------------------------------------------------------
+    def submit(self, fn: Callable, *args) -> concurrent.futures.Future:
+        """Runs ``fn(*args)`` on the worker thread; the future holds its result."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._commands.put((fn, args, future))
+        return future
+
+    def call(self, fn: Callable, *args, timeout: float = 10.0):
+        """``submit`` and wait: the result, or the ServiceError the command raised."""
+        if not self.running and threading.current_thread() is not self._thread:
+            raise ServiceError("not_running", "The camera pipeline is not running.", 503)
+        try:
+            return self.submit(fn, *args).result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise ServiceError("timeout", "The kiosk is busy; try again.", 503) from None
+
+    def _drain_commands(self) -> None:
+        while True:
+            try:
+                fn, args, future = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except ServiceError as e:
+                future.set_exception(e)
+            except store_mod.StoreError as e:
+                future.set_exception(_store_error(e))
+            except Exception as e:  # reported to the caller, and logged here
+                log.exception("command %s failed", getattr(fn, "__name__", fn))
+                self.errors += 1
+                future.set_exception(ServiceError("internal", f"Something went wrong: {e}", 500))
+
+    # ----- the service API (thread-safe) -------------------------------------------------
+    def state(self) -> dict:
+        """The last broadcast state (cheap; safe from any thread)."""
+        return self._state_cache["public"]
+
+    def add_class(self, name: str) -> dict:
+        return self.call(self._add_class, name)
+
+    def rename_class(self, class_id: int, name: str) -> dict:
+        return self.call(self._rename_class, class_id, name)
+
+    def delete_class(self, class_id: int) -> None:
+        return self.call(self._delete_class, class_id)
+
+    def clear_class(self, class_id: int) -> int:
+        return self.call(self._clear_class, class_id)
+
+    def record_start(self, sid: str, class_id: int) -> None:
+        return self.call(self._record_start, sid, class_id)
+
+    def record_stop(self, sid: str) -> None:
+        return self.call(self._record_stop, sid)
+
+    def undo(self) -> int:
+        return self.call(self._undo)
+
+    def delete_example(self, example_id: int) -> None:
+        return self.call(self._delete_example, example_id)
+
+    def set_method(self, method: str) -> None:
+        return self.call(self._set_method, method)
+
+    def train(self, method: Optional[str] = None) -> dict:
+        return self.call(self._train, method)
+
+    def reset(self) -> None:
+        return self.call(self._reset)
+
+    def add_images(self, class_id: int, images: List[Image.Image]) -> int:
+        return self.call(self._add_images, class_id, images, timeout=60.0)
+
+    def predict_image(self, image: Image.Image) -> dict:
+        return self.call(self._predict_image, image)
+
+    def client_connected(self, sid: str) -> None:
+        self.submit(self._client_connected, sid)
+
+    def client_disconnected(self, sid: str) -> None:
+        self.submit(self._client_disconnected, sid)
+
+    def thumbnail(self, example_id: int) -> Optional[bytes]:
+        return self.store.thumbnail(example_id)
+
+    def health(self) -> dict:
+        s = self.state()
+        return {
+            "status": "ok" if self.running else "stopped",
+            "backend": self.extractor.backend,
+            "camera": self.camera.status,
+            "fps": round(self.fps, 1),
+            "clients": len(self._clients),
+            "classes": len(s["classes"]),
+            "examples": sum(c["examples"] for c in s["classes"]),
+        }
+
+    @property
+    def fps(self) -> float:
+        times = list(self._frame_times)
+        if len(times) < 2 or self.clock() - times[-1] > 2.0:
+            return 0.0
+        return (len(times) - 1) / max(times[-1] - times[0], 1e-6)
+
+    @property
+    def latency_ms(self) -> float:
+        return statistics.median(self._latencies) if self._latencies else 0.0
+
+    # ----- command bodies (worker thread only) -------------------------------------------
+    def _class_row(self, class_id: int) -> dict:
+        for c in self._state_cache["public"]["classes"]:
+            if c["id"] == class_id:
+                return c
+        raise ServiceError("not_found", f"There is no class {class_id}.", 404)
+
+    def _add_class(self, name: str) -> dict:
+        row = self.store.add_class(_name(name))
+        self.learner.add_class(row.id)
+        self._refresh_state()
+        return self._class_row(row.id)
+
+    def _rename_class(self, class_id: int, name: str) -> dict:
+        self.store.rename_class(_int(class_id, "class_id"), _name(name))
+        self._refresh_state()
+        return self._class_row(class_id)
+
+    def _delete_class(self, class_id: int) -> None:
+        class_id = _int(class_id, "class_id")
+        self.store.delete_class(class_id)
+        self.learner.remove_class(class_id)
+        for sid, rec in list(self._recorders.items()):
+            if rec.class_id == class_id:
+                del self._recorders[sid]
+        self._changed()
+
+    def _clear_class(self, class_id: int) -> int:
+        class_id = _int(class_id, "class_id")
+        removed = self.store.clear_class(class_id)
+        self.learner.clear_class(class_id)
+        self._changed()
+        return len(removed)
+
+    def _record_start(self, sid: str, class_id: int) -> None:
+        class_id = _int(class_id, "class_id")
+        self.store.get_class(class_id)  # NotFound for an unknown class
+        burst = self.store.new_burst()
+        self._recorders[sid] = _Recorder(class_id, burst, self.clock())
+        self._refresh_state()
+
+    def _record_stop(self, sid: str) -> None:
+        if self._recorders.pop(sid, None) is not None:
+            self._refresh_state()
+            if self.learner.name == "auto":
+                self._maybe_train()
+
+    def _undo(self) -> int:
+        burst = self.store.last_burst()
+        if burst is None:
+            raise ServiceError("nothing_to_undo", "There is no recording to undo.")
+        removed = self.store.delete_examples(self.store.burst_examples(burst))
+        self.learner.remove(removed)
+        self._changed()
+        return len(removed)
+
+    def _delete_example(self, example_id: int) -> None:
+        removed = self.store.delete_examples([_int(example_id, "example_id")])
+        if not removed:
+            raise ServiceError("not_found", f"There is no example {example_id}.", 404)
+        self.learner.remove(removed)
+        self._changed()
+
+    def _set_method(self, method: str) -> None:
+        if method not in METHODS:
+            raise ServiceError(
+                "bad_method", f"Unknown method {method!r}: use {', '.join(METHODS)}."
+            )
+        if method != self.learner.name:
+            new = make_learner(method)
+            new.load_state(self.learner.state())
+            self.learner = new
+            self.store.set_setting("method", method)
+            self._refresh_state()
+            if method == "auto":
+                self._maybe_train()
+
+    def _train(self, method: Optional[str]) -> dict:
+        if method is not None:
+            self._set_method(method)
+        if self._training is not None:
+            raise ServiceError("busy", "A training is already running; wait for it to finish.", 409)
+        if not self._start_training():
+            raise ServiceError("nothing_to_train", "Teach at least one class first.")
+        return dict(self._training)
+
+    def _reset(self) -> None:
+        self.store.reset()
+        self.learner = make_learner(self.learner.name)
+        self._recorders.clear()
+        self._changed()
+
+    def _add_images(self, class_id: int, images: List[Image.Image]) -> int:
+        class_id = _int(class_id, "class_id")
+        row = self.store.get_class(class_id)
+        if row.examples + len(images) > self.settings.max_examples:
+            raise ServiceError(
+                "full",
+                f"Class {row.name!r} would have more than {self.settings.max_examples} examples.",
+                409,
+            )
+        embeddings = np.stack([self.extractor.embed(im) for im in images])
+        thumbs = [thumbnail_jpeg(im) if self.settings.thumbnails else None for im in images]
+        ids = self.store.add_examples(class_id, embeddings, thumbs, burst=self.store.new_burst())
+        self.learner.add(class_id, embeddings, ids)
+        self._changed()
+        return len(ids)
+
+    def _predict_image(self, image: Image.Image) -> dict:
+        embedding = self.extractor.embed(image)
+        pred = self.learner.predict(embedding)
+        class_id = pred.top_class(0)
+        names = self._state_cache.get("names", {})
+        return {
+            "label": names.get(class_id),
+            "class_id": class_id,
+            "scores": {
+                names.get(c, str(c)): round(float(p), 4)
+                for c, p in zip(pred.class_ids, pred.probs[0])
+            },
+            "unknown": bool(pred.unknown[0]) if class_id is not None else True,
+        }
+
+    def _client_connected(self, sid: str) -> None:
+        self._clients.add(sid)
+        self._refresh_state()
+
+    def _client_disconnected(self, sid: str) -> None:
+        self._clients.discard(sid)
+        self._recorders.pop(sid, None)
+        self._refresh_state()
+        if self.learner.name == "auto":
+            self._maybe_train()
+
+    def _on_camera_status(self, status: str, reason: str) -> None:
+        # called from a camera thread: hand it to the worker
+        self.submit(self._refresh_state)
+
+    # ----- training -----------------------------------------------------------------------
+    def _changed(self) -> None:
+        self._smoothed = None
+        self._refresh_state()
+        if self.learner.name == "auto" and not self._recorders:
+            self._maybe_train()
+
+    def _maybe_train(self) -> None:
+        if self._training is None and self.learner.needs_fit:
+            self._start_training()
+
+    def _start_training(self) -> bool:
+        job = self.learner.training_job()
+        if job is None:
+            return False
+        learner = self.learner
+        self._training = {
+            "state": "running",
+            "method": learner.name,
+            "iteration": 0,
+            "iterations": job.iterations,
+            "loss": None,
+            "accuracy": None,
+        }
+        self.emit("training", dict(self._training))
+
+        def progress(iteration: int, loss: float, accuracy: float) -> None:
+            update = dict(
+                self._training,
+                iteration=iteration,
+                loss=round(loss, 4),
+                accuracy=round(accuracy, 4),
+            )
+            self._training = update
+            self.emit("training", update)
+
+        def run() -> None:
+            try:
+                head = job.run(progress)
+            except Exception as e:  # reported to every client; the old head stays
+                log.exception("training failed")
+                self.submit(self._training_failed, str(e))
+                return
+            self.submit(self._training_done, learner, head)
+
+        self._training_thread = threading.Thread(target=run, name="training", daemon=True)
+        self._training_thread.start()
+        return True
+
+    def _training_done(self, learner: Learner, head) -> None:
+        report = head.report
+        self._training = None
+        self._last_training = {
+            "state": "done",
+            "method": learner.name,
+            "iteration": report.iterations,
+            "iterations": report.iterations,
+            "loss": round(report.loss, 4),
+            "accuracy": round(report.accuracy, 4),
+            "ms": round(report.ms, 1),
+        }
+        if learner is self.learner:  # not switched away meanwhile
+            learner.apply(head)
+            self._smoothed = None
+        self.emit("training", self._last_training)
+        self._refresh_state()
+        if self.learner.name == "auto" and not self._recorders:
+            self._maybe_train()
+
+    def _training_failed(self, message: str) -> None:
+        self._training = None
+        self.errors += 1
+        self.emit("training", {"state": "failed", "message": message})
+        self.emit("error", {"code": "training_failed", "message": f"Training failed: {message}"})
+
+    # ----- state --------------------------------------------------------------------------
+    def _rebuild(self, method: str) -> Learner:
+        learner = make_learner(method)
+        rows = self.store.classes()
+        for row in rows:
+            learner.add_class(row.id)
+        ids, class_ids, x = self.store.examples()
+        for row in rows:
+            mask = class_ids == row.id
+            if mask.any():
+                learner.add(row.id, x[mask], ids[mask])
+        log.info("learner %s rebuilt: %d classes, %d examples", method, len(rows), len(ids))
+        return learner
+
+    def _refresh_state(self, broadcast: bool = True) -> None:
+        self._version += 1
+        rows = self.store.classes()
+        recording = sorted({r.class_id for r in self._recorders.values()})
+        public = {
+            "version": self._version,
+            "classes": [
+                {"id": r.id, "name": r.name, "color": r.color, "examples": r.examples} for r in rows
+            ],
+            "method": self.learner.name,
+            "needs_training": bool(self.learner.needs_fit),
+            "training": self._training or self._last_training,
+            "recording": recording,
+            "backend": self.extractor.backend,
+            "camera": {
+                "status": self.camera.status,
+                "reason": self.camera.status_reason,
+                "name": self.camera.name,
+                "notice": getattr(self.camera, "notice", ""),
+            },
+            "clients": len(self._clients),
+            "limits": {
+                "max_examples": self.settings.max_examples,
+                "record_interval_ms": self.settings.record_interval_ms,
+            },
+            "thumbnails": self.settings.thumbnails,
+            "pin_required": self.settings.pin is not None,
+        }
+        self._state_cache = {"public": public, "names": {r.id: r.name for r in rows}}
+        if broadcast:
+            self.emit("state", public)
+
+
+def _name(name) -> str:
+    if not isinstance(name, str):
+        raise ServiceError("bad_name", "A class name must be text.")
+    return name
+
+
+def _int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ServiceError("bad_request", f"{what} must be a whole number.")
+    return value
+
+
+def _store_error(e: store_mod.StoreError) -> ServiceError:
+    for kind, code, status in (
+        (store_mod.NotFound, "not_found", 404),
+        (store_mod.NameTaken, "name_taken", 409),
+        (store_mod.InvalidName, "bad_name", 400),
+        (store_mod.WriteFailed, "storage", 507),
+    ):
+        if isinstance(e, kind):
+            return ServiceError(code, str(e), status)
+    return ServiceError("bad_request", str(e), 400)

@@ -1,0 +1,182 @@
+"""The REST API: the same service layer as the socket handlers, over JSON and multipart.
+
+=========================================  ================================================
+``GET /api/state``                         the ``state`` object of the Socket.IO protocol
+``POST /api/classes``  ``{"name"}``        201 + ``{"id", "name", "color", "examples"}``
+``PATCH /api/classes/<id>``  ``{"name"}``  the renamed class
+``DELETE /api/classes/<id>``               204 (PIN: header ``X-Pin``)
+``POST /api/classes/<id>/examples``        multipart field ``image`` (one or more files)
+                                           → ``{"added": n}``
+``DELETE /api/examples/<id>``              204
+``GET /api/examples/<id>/thumbnail``       the example's JPEG thumbnail
+``POST /api/train``  ``{"method"?}``       202 + the training that started
+``POST /api/reset``                        204 (PIN: header ``X-Pin``)
+``POST /api/predict``                      multipart field ``image`` → ``{"label",
+                                           "class_id", "scores", "unknown"}``
+``GET /healthz``                           ``{"status": "ok", "backend", "camera", "fps",
+                                           "clients", "classes", "examples"}``
+=========================================  ================================================
+
+Errors are ``{"error": {"code", "message"}}`` with a 4xx status; nothing changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import List
+
+from flask import Blueprint, current_app, jsonify, request
+from PIL import Image, UnidentifiedImageError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from server.pipeline import ServiceError
+from server.web.events import check_pin
+from server.web.security import origin_allowed
+
+log = logging.getLogger(__name__)
+
+MAX_PIXELS = 4096 * 4096
+
+bp = Blueprint("api", __name__)
+
+
+def _services():
+    return current_app.extensions["teachable"]
+
+
+@bp.before_request
+def check_origin():
+    """Refuses a state-changing request from another web site (CSRF)."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return None
+    if not origin_allowed(
+        request.headers.get("Origin"), request.environ, _services().settings.allow_origins
+    ):
+        raise ServiceError("forbidden_origin", "Requests from another web site are refused.", 403)
+    return None
+
+
+@bp.errorhandler(ServiceError)
+def service_error(e: ServiceError):
+    return jsonify({"error": e.as_dict()}), e.status
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(e):
+    limit = _services().settings
+    message = (
+        f"The upload is too large: at most {limit.max_upload_mb:g} MB and "
+        f"{limit.max_upload_files} files."
+    )
+    return jsonify({"error": {"code": "too_large", "message": message}}), 413
+
+
+@bp.errorhandler(HTTPException)
+def http_error(e: HTTPException):
+    return jsonify(
+        {"error": {"code": e.name.lower().replace(" ", "_"), "message": e.description}}
+    ), e.code
+
+
+def _json() -> dict:
+    data = request.get_json(silent=True)
+    if data is None and request.content_length:
+        raise ServiceError("bad_request", "The body must be a JSON object.")
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ServiceError("bad_request", "The body must be a JSON object.")
+    return data
+
+
+def decode_uploads(field: str = "image") -> List[Image.Image]:
+    """The uploaded images of ``field``, decoded and checked; ServiceError for a bad one."""
+    files = request.files.getlist(field)
+    settings = _services().settings
+    if not files:
+        raise ServiceError("no_image", f"Send the photo(s) as multipart field {field!r}.")
+    if len(files) > settings.max_upload_files:
+        raise ServiceError(
+            "too_many_files", f"At most {settings.max_upload_files} files per upload.", 413
+        )
+    images = []
+    for f in files:
+        try:
+            with Image.open(f.stream) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    raise ServiceError(
+                        "too_large", f"{f.filename}: at most 4096 x 4096 pixels.", 413
+                    )
+                images.append(image.convert("RGB"))
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+            raise ServiceError(
+                "bad_image", f"{f.filename or 'a file'} is not a readable image."
+            ) from None
+    return images
+
+
+@bp.get("/api/state")
+def get_state():
+    return jsonify(_services().pipeline.state())
+
+
+@bp.post("/api/classes")
+def add_class():
+    return jsonify(_services().pipeline.add_class(_json().get("name"))), 201
+
+
+@bp.patch("/api/classes/<int:class_id>")
+def rename_class(class_id: int):
+    return jsonify(_services().pipeline.rename_class(class_id, _json().get("name")))
+
+
+@bp.delete("/api/classes/<int:class_id>")
+def delete_class(class_id: int):
+    check_pin(_services().settings, request.headers.get("X-Pin"))
+    _services().pipeline.delete_class(class_id)
+    return "", 204
+
+
+@bp.post("/api/classes/<int:class_id>/examples")
+def add_examples(class_id: int):
+    images = decode_uploads()
+    return jsonify({"added": _services().pipeline.add_images(class_id, images)})
+
+
+@bp.delete("/api/examples/<int:example_id>")
+def delete_example(example_id: int):
+    _services().pipeline.delete_example(example_id)
+    return "", 204
+
+
+@bp.get("/api/examples/<int:example_id>/thumbnail")
+def thumbnail(example_id: int):
+    jpeg = _services().pipeline.thumbnail(example_id)
+    if jpeg is None:
+        raise ServiceError("not_found", f"Example {example_id} has no thumbnail.", 404)
+    return jpeg, 200, {"Content-Type": "image/jpeg", "Cache-Control": "max-age=86400"}
+
+
+@bp.post("/api/train")
+def train():
+    return jsonify(_services().pipeline.train(_json().get("method"))), 202
+
+
+@bp.post("/api/reset")
+def reset():
+    check_pin(_services().settings, request.headers.get("X-Pin"))
+    _services().pipeline.reset()
+    return "", 204
+
+
+@bp.post("/api/predict")
+def predict():
+    images = decode_uploads()
+    if len(images) != 1:
+        raise ServiceError("one_image", "Send exactly one photo to predict.")
+    return jsonify(_services().pipeline.predict_image(images[0]))
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify(_services().pipeline.health())

@@ -1,0 +1,186 @@
+"""The Socket.IO protocol, and its handlers: validate, hand to the pipeline, reply.
+
+Transport: Socket.IO 4 (Engine.IO 4) over WebSocket (long-polling as a fallback), default
+namespace, threading mode; each connection's events are handled one after the other on that
+connection's own thread. Connections are accepted from the page's own origin and the origins
+given with ``--allow-origin``; clients that send no Origin header (programs) are accepted too.
+An incoming message may be at most 1 MB.
+
+Server → client
+---------------
+``state``
+    Sent on connect and after every change, to every client::
+
+        {"version": 12, "classes": [{"id": 1, "name": "rock", "color": "#0072b2",
+         "examples": 40}, ...], "method": "auto", "needs_training": false,
+         "training": null | {"state": "running"|"done"|"failed", ...}, "recording": [1],
+         "backend": "cpu"|"edgetpu", "camera": {"status": "online"|"offline"|"starting",
+         "reason": "...", "name": "folder:...", "notice": "..."}, "clients": 2,
+         "limits": {"max_examples": 200, "record_interval_ms": 100}, "thumbnails": true,
+         "pin_required": false}
+
+    ``version`` increases with every state; a client keeps the highest it has seen.
+``frame``
+    ``{"index": 1234, "jpeg": <binary JPEG>}``, with an acknowledgement callback: answer it
+    (any value) once the frame is shown. At most two frames are unacknowledged per client;
+    newer frames are skipped for a client that is behind, and a client that acknowledges
+    nothing for 10 s is disconnected.
+``prediction``
+    Sent with each frame::
+
+        {"frame": 1234, "class_id": 1 | null, "label": "rock" | null,
+         "scores": {"1": 0.91, "2": 0.09}, "unknown": false, "similarity": 0.83,
+         "nearest": [17, 22, 9], "method": "auto", "latency_ms": 21.5, "process_ms": 8.2}
+
+    ``scores`` are smoothed over time; ``nearest`` are example ids of the top class (their
+    thumbnails: ``GET /api/examples/<id>/thumbnail``).
+``training``
+    ``{"state": "running", "method": "backprop", "iteration": 100, "iterations": 500,
+    "loss": 0.41, "accuracy": 0.93}``, then ``{"state": "done", ..., "ms": 180.0}`` or
+    ``{"state": "failed", "message": "..."}``.
+``record_skipped``
+    To the recording client, at most once a second per reason:
+    ``{"reason": "too_dark"|"too_blurry"|"full", "message": "..."}``.
+``error``
+    ``{"code": "name_taken", "message": "A class named 'rock' exists already."}``, to the
+    client whose request failed. Nothing changed.
+
+Client → server
+---------------
+Every event takes one JSON object and, when the client asks for one, answers through the
+acknowledgement callback with ``{"ok": true, ...}`` or ``{"ok": false, "error": {...}}`` (the
+same error is also sent as an ``error`` event).
+
+==================  ==========================================  ==========================
+event               payload                                     answer
+==================  ==========================================  ==========================
+``add_class``       ``{"name": "rock"}``                        ``{"ok", "class"}``
+``rename_class``    ``{"class_id": 1, "name": "paper"}``        ``{"ok", "class"}``
+``delete_class``    ``{"class_id": 1, "pin"?}``                 ``{"ok"}``
+``clear_class``     ``{"class_id": 1}``                         ``{"ok", "removed"}``
+``record_start``    ``{"class_id": 1}``                         ``{"ok"}``
+``record_stop``     ``{}``                                      ``{"ok"}``
+``undo``            ``{}``                                      ``{"ok", "removed"}``
+``delete_example``  ``{"example_id": 17}``                      ``{"ok"}``
+``set_method``      ``{"method": "backprop"}``                  ``{"ok"}``
+``train``           ``{"method"?: "backprop"}``                 ``{"ok", "training"}``
+``reset``           ``{"pin"?}``                                ``{"ok"}``
+``frame``           binary JPEG (``browser`` camera only)       none
+==================  ==========================================  ==========================
+
+``pin`` is needed when the server runs with ``--pin``. Recording stops on ``record_stop``
+and when the client disconnects.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Callable, Optional
+
+from flask import request
+from flask_socketio import SocketIO, emit
+
+from server.pipeline import ServiceError
+from server.web.security import origin_allowed
+
+log = logging.getLogger(__name__)
+
+
+def check_pin(settings, given) -> None:
+    """Raises ServiceError unless the PIN is not required or ``given`` matches it."""
+    if settings.pin is None:
+        return
+    if not isinstance(given, str) or not hmac.compare_digest(given.encode(), settings.pin.encode()):
+        raise ServiceError("pin_required", "This needs the operator's PIN.", 403)
+
+
+def _payload(data) -> dict:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ServiceError("bad_request", "The message must be a JSON object.")
+    return data
+
+
+def register(socketio: SocketIO, pipeline, streamer, settings, camera) -> None:
+    """Registers every Socket.IO handler on ``socketio``."""
+
+    def handler(event: str, fn: Callable[[dict], Optional[dict]]):
+        def wrapped(data=None, *extra):
+            try:
+                result = fn(_payload(data)) or {}
+            except ServiceError as e:
+                emit("error", e.as_dict())
+                return {"ok": False, "error": e.as_dict()}
+            return {"ok": True, **result}
+
+        wrapped.__name__ = f"on_{event}"
+        socketio.on_event(event, wrapped)
+
+    @socketio.on("connect")
+    def on_connect(auth=None):
+        # Engine.IO checks the Origin already; checked again here so that no transport or
+        # future option can skip it
+        if not origin_allowed(
+            request.headers.get("Origin"), request.environ, settings.allow_origins
+        ):
+            log.warning("refused a socket from origin %s", request.headers.get("Origin"))
+            return False
+        streamer.add(request.sid)
+        pipeline.client_connected(request.sid)
+        emit("state", pipeline.state())
+
+    @socketio.on("disconnect")
+    def on_disconnect(*args):
+        streamer.remove(request.sid)
+        pipeline.client_disconnected(request.sid)
+
+    handler("add_class", lambda d: {"class": pipeline.add_class(d.get("name"))})
+    handler(
+        "rename_class", lambda d: {"class": pipeline.rename_class(d.get("class_id"), d.get("name"))}
+    )
+
+    def delete_class(d):
+        check_pin(settings, d.get("pin"))
+        pipeline.delete_class(d.get("class_id"))
+
+    handler("delete_class", delete_class)
+    handler("clear_class", lambda d: {"removed": pipeline.clear_class(d.get("class_id"))})
+    handler("record_start", lambda d: pipeline.record_start(request.sid, d.get("class_id")))
+    handler("record_stop", lambda d: pipeline.record_stop(request.sid))
+    handler("undo", lambda d: {"removed": pipeline.undo()})
+    handler("delete_example", lambda d: pipeline.delete_example(d.get("example_id")))
+    handler("set_method", lambda d: pipeline.set_method(d.get("method")))
+    handler("train", lambda d: {"training": pipeline.train(d.get("method"))})
+
+    def reset(d):
+        check_pin(settings, d.get("pin"))
+        pipeline.reset()
+
+    handler("reset", reset)
+
+    @socketio.on("frame")
+    def on_frame(data=None, *extra):
+        push = getattr(camera, "push", None)
+        if push is None:
+            emit(
+                "error",
+                {
+                    "code": "not_browser_camera",
+                    "message": "The kiosk uses its own camera; frames are not accepted.",
+                },
+            )
+            return
+        if not isinstance(data, (bytes, bytearray)):
+            emit("error", {"code": "bad_frame", "message": "A frame must be a binary JPEG."})
+            return
+        try:
+            push(bytes(data))
+        except ValueError as e:
+            emit("error", {"code": "bad_frame", "message": str(e)})
+
+    @socketio.on_error_default
+    def on_error(e):  # a handler bug: tell the client, keep the connection
+        log.exception("socket handler failed")
+        emit("error", {"code": "internal", "message": "Something went wrong."})

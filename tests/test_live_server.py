@@ -1,0 +1,241 @@
+"""The real server (``python -m server``, gunicorn) on loopback, with python-socketio clients."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import socketio
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``python -m server`` in a child process of its own session."""
+
+    def __init__(self, data_dir, camera, shared_dir, *extra):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(
+            os.environ, TEACHABLE_MODEL_MIRROR=str(shared_dir / "models"), PYTHONUNBUFFERED="1"
+        )
+        args = [
+            sys.executable,
+            "-m",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--camera",
+            camera,
+            "--data-dir",
+            str(data_dir),
+            "--tpu",
+            "off",
+            *extra,
+        ]
+        self.log = open(Path(data_dir) / f"server-{self.port}.log", "w")
+        self.proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.wait_ready()
+
+    def wait_ready(self, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {Path(self.log.name).read_text()}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"server not ready: {Path(self.log.name).read_text()}")
+
+    def pids(self):
+        """The master and every process of its session."""
+        out = subprocess.run(
+            ["ps", "-o", "pid=", "-s", str(self.proc.pid)], capture_output=True, text=True
+        ).stdout
+        return [int(p) for p in out.split()]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.log.close()
+
+
+@pytest.fixture
+def folder_camera(digits_dir):
+    return f"folder:{digits_dir / '3'}"
+
+
+@pytest.fixture
+def server(tmp_path, folder_camera, shared_dir):
+    s = Server(tmp_path, folder_camera, shared_dir)
+    yield s
+    s.stop()
+
+
+class Client:
+    """A python-socketio client that records what it receives and acks frames (or not)."""
+
+    def __init__(self, url, ack=True):
+        self.sio = socketio.Client(reconnection=False)
+        self.states, self.frames, self.errors = [], [], []
+        self.release = threading.Event()
+        self.sio.on("state", self.states.append)
+        self.sio.on("error", self.errors.append)
+
+        def on_frame(data):
+            self.frames.append((time.monotonic(), data["index"]))
+            if not ack:
+                self.release.wait(60)  # a client that never answers
+            return True
+
+        self.sio.on("frame", on_frame)
+        self.sio.connect(url, transports=["websocket"], wait_timeout=10)
+
+    def call(self, event, payload):
+        return self.sio.call(event, payload, timeout=15)
+
+    def close(self):
+        self.release.set()
+        self.sio.disconnect()
+
+
+def eventually(predicate, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what} not met within {timeout} s")
+
+
+def test_clients_see_each_others_changes_and_recording_adds_examples(server):
+    a, b = Client(server.url), Client(server.url)
+    try:
+        created = a.call("add_class", {"name": "three"})
+        assert created["ok"]
+        class_id = created["class"]["id"]
+        eventually(
+            lambda: any(s["classes"] and s["classes"][0]["name"] == "three" for s in b.states),
+            what="b sees the new class",
+        )
+        assert a.call("record_start", {"class_id": class_id})["ok"]
+        eventually(
+            lambda: any(s["classes"] and s["classes"][0]["examples"] >= 5 for s in b.states),
+            what="recording adds examples",
+        )
+        assert a.call("record_stop", {})["ok"]
+        count = requests.get(server.url + "/api/state").json()["classes"][0]["examples"]
+        assert 5 <= count <= 200
+        eventually(lambda: len(a.frames) > 10 and len(b.frames) > 10, what="frames stream")
+        assert max(s["clients"] for s in b.states) == 2
+    finally:
+        a.close(), b.close()
+
+
+def test_a_client_that_never_acknowledges_does_not_hold_up_the_others(server):
+    fast = Client(server.url)
+    slow = Client(server.url, ack=False)
+    try:
+        eventually(lambda: len(slow.frames) >= 1, what="the slow client gets a frame")
+        before = len(fast.frames)
+        time.sleep(3)
+        # the slow client has at most the two unacknowledged frames; the fast one keeps going
+        assert len(slow.frames) <= 2
+        assert len(fast.frames) - before >= 20
+        eventually(lambda: not slow.sio.connected, timeout=25, what="the slow client dropped")
+        assert fast.sio.connected
+    finally:
+        fast.close(), slow.close()
+
+
+def test_state_survives_kill_9_and_nothing_is_left_behind(
+    tmp_path, folder_camera, shared_dir, digits_dir
+):
+    first = Server(tmp_path, folder_camera, shared_dir)
+    try:
+        for digit in (3, 6):
+            r = requests.post(first.url + "/api/classes", json={"name": f"digit {digit}"})
+            files = [
+                ("image", (p.name, p.read_bytes(), "image/jpeg"))
+                for p in sorted((digits_dir / str(digit)).iterdir())[:5]
+            ]
+            added = requests.post(f"{first.url}/api/classes/{r.json()['id']}/examples", files=files)
+            assert added.json() == {"added": 5}
+        before = requests.get(first.url + "/api/state").json()
+        pids = first.pids()
+        assert len(pids) >= 2  # gunicorn master and its worker
+        os.kill(first.proc.pid, signal.SIGKILL)
+        first.proc.wait(10)
+        eventually(lambda: not first.pids(), timeout=10, what="the worker dies with its master")
+    finally:
+        first.stop()
+    second = Server(tmp_path, folder_camera, shared_dir)  # same port would also be free now
+    try:
+        after = requests.get(second.url + "/api/state").json()
+        assert after["classes"] == before["classes"]
+        assert after["method"] == before["method"]
+    finally:
+        second.stop()
+
+
+def test_bad_settings_stop_start_up_with_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "--port", "99999", "--data-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: --port must be between 1 and 65535"
+
+
+def test_missing_model_is_one_clear_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TEACHABLE_MODEL_MIRROR"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "--data-dir",
+            str(tmp_path),
+            "--model",
+            str(tmp_path / "nope.tflite"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "is not a file" in result.stderr and "Traceback" not in result.stderr

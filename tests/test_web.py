@@ -1,0 +1,291 @@
+"""The Socket.IO handlers (Flask-SocketIO's test client) and the REST API (Flask's)."""
+
+import io
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from server import create_app
+from server.settings import Settings
+
+from fakes import FakeCamera
+
+
+def jpeg(array) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+@pytest.fixture
+def digit_jpegs(digits_dir):
+    def load(digit, n, start=0):
+        paths = sorted((digits_dir / str(digit)).iterdir())[start : start + n]
+        return [p.read_bytes() for p in paths]
+
+    return load
+
+
+@pytest.fixture
+def app_factory(tmp_path, extractor):
+    apps = []
+
+    def factory(**overrides):
+        settings = Settings(data_dir=tmp_path, **overrides)
+        app = create_app(settings, camera=FakeCamera(), extractor=extractor)
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        app.extensions["teachable"].close()
+
+
+@pytest.fixture
+def app(app_factory):
+    return app_factory()
+
+
+@pytest.fixture
+def http(app):
+    return app.test_client()
+
+
+def sio(app, http, **kwargs):
+    socketio = app.extensions["teachable"].socketio
+    return socketio.test_client(app, flask_test_client=http, **kwargs)
+
+
+def last(received, name):
+    found = [r["args"][0] for r in received if r["name"] == name]
+    assert found, f"no {name} event among {[r['name'] for r in received]}"
+    return found[-1]
+
+
+def settle(app, predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate(app.extensions["teachable"].pipeline.state()):
+            return
+        time.sleep(0.02)
+    raise AssertionError("state never matched")
+
+
+# ----- Socket.IO ------------------------------------------------------------------------
+def test_connect_sends_state(app, http):
+    client = sio(app, http)
+    state = last(client.get_received(), "state")
+    assert set(state) >= {"version", "classes", "method", "backend", "camera", "clients"}
+    assert state["backend"] == "cpu" and state["method"] == "auto"
+
+
+def test_every_event_works_and_is_broadcast_to_others(app, http, digit_jpegs):
+    a, b = sio(app, http), sio(app, http)
+    a.get_received(), b.get_received()
+    ok = a.emit("add_class", {"name": "rock"}, callback=True)
+    assert ok["ok"] and ok["class"]["name"] == "rock"
+    class_id = ok["class"]["id"]
+    assert a.emit("rename_class", {"class_id": class_id, "name": "paper"}, callback=True)["ok"]
+    settle(app, lambda s: s["classes"][0]["name"] == "paper")
+    assert [c["name"] for c in last(b.get_received(), "state")["classes"]] == ["paper"]
+
+    # examples by upload, then the socket events that act on them
+    upload = http.post(
+        f"/api/classes/{class_id}/examples",
+        data={"image": [(io.BytesIO(j), f"{i}.jpg") for i, j in enumerate(digit_jpegs(3, 4))]},
+        content_type="multipart/form-data",
+    )
+    assert upload.status_code == 200 and upload.get_json() == {"added": 4}
+    example = app.extensions["teachable"].store.recent_examples(class_id, 1)[0]
+    assert a.emit("delete_example", {"example_id": example}, callback=True)["ok"]
+    assert a.emit("undo", {}, callback=True) == {"ok": True, "removed": 3}
+    assert a.emit("set_method", {"method": "knn"}, callback=True)["ok"]
+    assert a.emit("record_start", {"class_id": class_id}, callback=True)["ok"]
+    settle(app, lambda s: s["recording"] == [class_id])
+    assert a.emit("record_stop", {}, callback=True)["ok"]
+    assert a.emit("clear_class", {"class_id": class_id}, callback=True) == {
+        "ok": True,
+        "removed": 0,
+    }
+    assert a.emit("delete_class", {"class_id": class_id}, callback=True)["ok"]
+    assert a.emit("reset", {}, callback=True)["ok"]
+    settle(app, lambda s: s["classes"] == [] and s["method"] == "knn")
+    states = [r["args"][0] for r in b.get_received() if r["name"] == "state"]
+    assert len(states) >= 6 and states[-1]["classes"] == []
+
+
+def test_train_reports_progress_and_a_second_request_is_busy(app, http, digit_jpegs):
+    client = sio(app, http)
+    for digit in (1, 4):
+        cls = client.emit("add_class", {"name": f"d{digit}"}, callback=True)["class"]
+        http.post(
+            f"/api/classes/{cls['id']}/examples",
+            data={"image": [(io.BytesIO(j), "x.jpg") for j in digit_jpegs(digit, 5)]},
+            content_type="multipart/form-data",
+        )
+    pipeline = app.extensions["teachable"].pipeline
+    pipeline.set_method("backprop")
+    pipeline.call(lambda: pipeline.learner.params.update(iterations=100000))
+    first = client.emit("train", {}, callback=True)
+    second = client.emit("train", {}, callback=True)
+    assert first["ok"] and first["training"]["state"] == "running"
+    assert second == {"ok": False, "error": {"code": "busy", "message": second["error"]["message"]}}
+    assert last(client.get_received(), "error")["code"] == "busy"
+
+
+@pytest.mark.parametrize(
+    "event, payload, code",
+    [
+        ("add_class", {"name": ""}, "bad_name"),
+        ("add_class", {"name": "a\x00b"}, "bad_name"),
+        ("add_class", {"name": ["list"]}, "bad_name"),
+        ("add_class", "just a string", "bad_request"),
+        ("rename_class", {"class_id": "1", "name": "x"}, "bad_request"),
+        ("delete_class", {"class_id": 999}, "not_found"),
+        ("record_start", {"class_id": None}, "bad_request"),
+        ("set_method", {"method": 3}, "bad_method"),
+        ("delete_example", {"example_id": -1}, "not_found"),
+    ],
+)
+def test_malformed_events_get_an_error_and_change_nothing(app, http, event, payload, code):
+    client = sio(app, http)
+    client.emit("add_class", {"name": "keep"}, callback=True)
+    before = app.extensions["teachable"].pipeline.state()["classes"]
+    client.get_received()
+    answer = client.emit(event, payload, callback=True)
+    assert answer["ok"] is False and answer["error"]["code"] == code
+    assert last(client.get_received(), "error")["code"] == code
+    assert app.extensions["teachable"].pipeline.state()["classes"] == before
+
+
+def test_script_looking_names_are_stored_as_text(app, http):
+    client = sio(app, http)
+    name = "<img src=x onerror=alert(1)>"
+    assert client.emit("add_class", {"name": name}, callback=True)["class"]["name"] == name
+    assert http.get("/api/state").get_json()["classes"][0]["name"] == name
+
+
+def test_pin_protects_destructive_events(app_factory):
+    app = app_factory(pin="2468")
+    http = app.test_client()
+    client = sio(app, http)
+    cls = client.emit("add_class", {"name": "x"}, callback=True)["class"]
+    refused = client.emit("delete_class", {"class_id": cls["id"]}, callback=True)
+    assert refused["error"]["code"] == "pin_required"
+    assert client.emit("reset", {"pin": "0000"}, callback=True)["error"]["code"] == "pin_required"
+    assert http.delete(f"/api/classes/{cls['id']}").status_code == 403
+    assert len(app.extensions["teachable"].pipeline.state()["classes"]) == 1
+    assert client.emit("delete_class", {"class_id": cls["id"], "pin": "2468"}, callback=True)["ok"]
+
+
+def test_foreign_origin_cannot_open_a_socket(app, http):
+    client = sio(app, http, headers={"Origin": "http://evil.example"})
+    assert not client.is_connected()
+    allowed = sio(app, http, headers={"Origin": "http://localhost"})
+    assert allowed.is_connected()
+
+
+def test_allowed_origin_may_connect(app_factory):
+    app = app_factory(allow_origins=("http://kiosk.lan:8080",))
+    client = sio(app, app.test_client(), headers={"Origin": "http://kiosk.lan:8080"})
+    assert client.is_connected()
+
+
+def test_frames_from_the_browser_need_the_browser_camera(app, http):
+    client = sio(app, http)
+    client.get_received()
+    client.emit("frame", jpeg(np.zeros((10, 10, 3), np.uint8)))
+    assert last(client.get_received(), "error")["code"] == "not_browser_camera"
+
+
+# ----- REST -----------------------------------------------------------------------------
+def test_rest_teaching_and_prediction(http, digit_jpegs):
+    ids = {}
+    for digit in (0, 9):
+        r = http.post("/api/classes", json={"name": f"digit {digit}"})
+        assert r.status_code == 201
+        body = r.get_json()
+        assert set(body) >= {"id", "name", "examples"} and body["examples"] == 0
+        ids[digit] = body["id"]
+        files = [(io.BytesIO(j), f"{i}.jpg") for i, j in enumerate(digit_jpegs(digit, 10))]
+        r = http.post(
+            f"/api/classes/{body['id']}/examples",
+            data={"image": files},
+            content_type="multipart/form-data",
+        )
+        assert r.get_json() == {"added": 10}
+    state = http.get("/api/state").get_json()
+    assert [c["examples"] for c in state["classes"]] == [10, 10]
+    right = 0
+    for digit in (0, 9):
+        for j in digit_jpegs(digit, 5, start=150):
+            r = http.post(
+                "/api/predict",
+                data={"image": (io.BytesIO(j), "q.jpg")},
+                content_type="multipart/form-data",
+            )
+            body = r.get_json()
+            assert set(body) == {"label", "class_id", "scores", "unknown"}
+            right += body["class_id"] == ids[digit]
+    assert right >= 9
+    assert http.patch(f"/api/classes/{ids[0]}", json={"name": "zero"}).get_json()["name"] == "zero"
+    assert http.delete(f"/api/classes/{ids[9]}").status_code == 204
+    assert http.post("/api/reset").status_code == 204
+    assert http.get("/api/state").get_json()["classes"] == []
+
+
+def test_healthz(http):
+    body = http.get("/healthz").get_json()
+    assert body["status"] == "ok" and body["backend"] == "cpu"
+    assert set(body) >= {"camera", "fps", "clients", "classes", "examples"}
+
+
+def test_rest_bad_input_gets_4xx_json_and_changes_nothing(app_factory):
+    app = app_factory(max_upload_mb=1, max_upload_files=3)
+    http = app.test_client()
+    cls = http.post("/api/classes", json={"name": "only"}).get_json()
+    url = f"/api/classes/{cls['id']}/examples"
+    cases = [
+        http.post("/api/classes", json={"name": "  "}),
+        http.post("/api/classes", json=["not", "an", "object"]),
+        http.post("/api/classes", data="{broken", content_type="application/json"),
+        http.post("/api/classes", json={"name": "ONLY"}),
+        http.patch("/api/classes/999", json={"name": "x"}),
+        http.post(
+            url,
+            data={"image": (io.BytesIO(b"not an image"), "x.jpg")},
+            content_type="multipart/form-data",
+        ),
+        http.post(url, data={}, content_type="multipart/form-data"),
+        http.post(
+            url,
+            data={"image": (io.BytesIO(b"\xff" * (2 * 1024 * 1024)), "big.jpg")},
+            content_type="multipart/form-data",
+        ),
+        http.post(
+            url,
+            data={"image": [(io.BytesIO(b"x"), f"{i}.jpg") for i in range(5)]},
+            content_type="multipart/form-data",
+        ),
+        http.post("/api/train", json={"method": "magic"}),
+        http.get("/api/nothing-here"),
+    ]
+    statuses = [r.status_code for r in cases]
+    assert statuses == [400, 400, 400, 409, 404, 400, 400, 413, 413, 400, 404]
+    for r in cases:
+        body = r.get_json()
+        assert set(body["error"]) == {"code", "message"} and body["error"]["message"]
+    state = http.get("/api/state").get_json()
+    assert [(c["name"], c["examples"]) for c in state["classes"]] == [("only", 0)]
+
+
+def test_cross_site_posts_are_refused(http):
+    r = http.post("/api/classes", json={"name": "csrf"}, headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403 and r.get_json()["error"]["code"] == "forbidden_origin"
+    form = http.post("/api/reset", data={"x": "1"}, headers={"Origin": "http://evil.example"})
+    assert form.status_code == 403
+    same = http.post("/api/classes", json={"name": "ok"}, headers={"Origin": "http://localhost"})
+    assert same.status_code == 201
+    assert [c["name"] for c in http.get("/api/state").get_json()["classes"]] == ["ok"]
