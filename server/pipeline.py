@@ -245,6 +245,7 @@ class Pipeline:
             "similarity": round(float(pred.similarity[0]), 4),
             "nearest": self.learner.nearest(embedding, class_id, 3) if class_id is not None else [],
             "method": self.learner.name,
+            "fps": round(self.fps, 1),
         }
 
     def _record(self, frame, embedding: np.ndarray, now: float) -> None:
@@ -597,6 +598,7 @@ class Pipeline:
         if learner is self.learner:  # not switched away meanwhile
             learner.apply(head)
             self._smoothed = None
+            self._last_training["per_class"] = per_class_accuracy(learner)
         self.emit("training", self._last_training)
         self._refresh_state()
         if self.learner.name == "auto" and not self._recorders:
@@ -653,6 +655,20 @@ class Pipeline:
         self._state_cache = {"public": public, "names": {r.id: r.name for r in rows}}
         if broadcast:
             self.emit("state", public)
+
+
+def per_class_accuracy(learner: Learner) -> Dict[str, float]:
+    """Share of each class's own examples that the learner now puts in that class."""
+    data = learner.dataset()
+    if len(data.x) == 0:
+        return {}
+    top = learner.predict(data.x).top
+    result = {}
+    for index, class_id in enumerate(data.class_ids):
+        mask = data.labels == index
+        if mask.any():
+            result[str(class_id)] = round(float(np.mean(top[mask] == index)), 4)
+    return result
 
 
 def _name(name) -> str:

@@ -2,91 +2,16 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
 import socketio
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``python -m server`` in a child process of its own session."""
-
-    def __init__(self, data_dir, camera, shared_dir, *extra):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(
-            os.environ, TEACHABLE_MODEL_MIRROR=str(shared_dir / "models"), PYTHONUNBUFFERED="1"
-        )
-        args = [
-            sys.executable,
-            "-m",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--camera",
-            camera,
-            "--data-dir",
-            str(data_dir),
-            "--tpu",
-            "off",
-            *extra,
-        ]
-        self.log = open(Path(data_dir) / f"server-{self.port}.log", "w")
-        self.proc = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.wait_ready()
-
-    def wait_ready(self, timeout=60.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {Path(self.log.name).read_text()}")
-            try:
-                if requests.get(self.url + "/healthz", timeout=1).ok:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"server not ready: {Path(self.log.name).read_text()}")
-
-    def pids(self):
-        """The master and every process of its session."""
-        out = subprocess.run(
-            ["ps", "-o", "pid=", "-s", str(self.proc.pid)], capture_output=True, text=True
-        ).stdout
-        return [int(p) for p in out.split()]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        self.log.close()
+from liveserver import ROOT, Server, eventually
 
 
 @pytest.fixture
@@ -126,15 +51,6 @@ class Client:
     def close(self):
         self.release.set()
         self.sio.disconnect()
-
-
-def eventually(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not met within {timeout} s")
 
 
 def test_clients_see_each_others_changes_and_recording_adds_examples(server):

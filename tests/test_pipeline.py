@@ -156,6 +156,7 @@ def test_a_second_training_is_told_busy(make, digits_dir):
         cls = pipe.add_class(f"d{digit}")
         images = [Image.fromarray(a) for a in photos(digits_dir, digit, 5)]
         assert pipe.add_images(cls["id"], images) == 5
+    events.wait_for("training", lambda p: p["state"] == "done")  # Auto's own fine-tune
     pipe.set_method("backprop")
     # slow the baseline down so that the second request surely finds it running
     pipe.call(lambda: pipe.learner.params.update(iterations=200000))

@@ -126,6 +126,7 @@ def test_train_reports_progress_and_a_second_request_is_busy(app, http, digit_jp
             content_type="multipart/form-data",
         )
     pipeline = app.extensions["teachable"].pipeline
+    settle(app, lambda s: s["training"] is None or s["training"]["state"] != "running")
     pipeline.set_method("backprop")
     pipeline.call(lambda: pipeline.learner.params.update(iterations=100000))
     first = client.emit("train", {}, callback=True)
@@ -289,3 +290,29 @@ def test_cross_site_posts_are_refused(http):
     same = http.post("/api/classes", json={"name": "ok"}, headers={"Origin": "http://localhost"})
     assert same.status_code == 201
     assert [c["name"] for c in http.get("/api/state").get_json()["classes"]] == ["ok"]
+
+
+def test_join_addresses_and_qr_code(app_factory, monkeypatch):
+    from server.web import netinfo
+
+    monkeypatch.setattr(netinfo, "lan_addresses", lambda: ["192.168.1.20"])
+    http = app_factory(port=5000).test_client()
+    assert http.get("/api/join").get_json() == {"urls": ["http://192.168.1.20:5000/"]}
+    svg = http.get("/api/join.svg")
+    assert svg.status_code == 200 and svg.content_type == "image/svg+xml"
+    assert svg.data.startswith(b"<svg") and b"http://192.168.1.20:5000/" in svg.data
+
+
+def test_no_join_code_when_bound_to_loopback(app_factory):
+    http = app_factory(host="127.0.0.1").test_client()
+    assert http.get("/api/join").get_json() == {"urls": []}
+    assert http.get("/api/join.svg").status_code == 404
+
+
+def test_lan_addresses_are_real_ipv4_addresses():
+    import ipaddress
+
+    from server.web import netinfo
+
+    for address in netinfo.lan_addresses():
+        assert not ipaddress.ip_address(address).is_loopback

@@ -13,6 +13,8 @@
 ``POST /api/reset``                        204 (PIN: header ``X-Pin``)
 ``POST /api/predict``                      multipart field ``image`` → ``{"label",
                                            "class_id", "scores", "unknown"}``
+``GET /api/join``                          ``{"urls": ["http://192.168.1.20:5000/"]}``
+``GET /api/join.svg``                      a QR code of the first of those URLs
 ``GET /healthz``                           ``{"status": "ok", "backend", "camera", "fps",
                                            "clients", "classes", "examples"}``
 =========================================  ================================================
@@ -22,14 +24,17 @@ Errors are ``{"error": {"code", "message"}}`` with a 4xx status; nothing changes
 
 from __future__ import annotations
 
+import io
 import logging
 from typing import List
 
+import segno
 from flask import Blueprint, current_app, jsonify, request
 from PIL import Image, UnidentifiedImageError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from server.pipeline import ServiceError
+from server.web import netinfo
 from server.web.events import check_pin
 from server.web.security import origin_allowed
 
@@ -175,6 +180,26 @@ def predict():
     if len(images) != 1:
         raise ServiceError("one_image", "Send exactly one photo to predict.")
     return jsonify(_services().pipeline.predict_image(images[0]))
+
+
+@bp.get("/api/join")
+def join():
+    settings = _services().settings
+    return jsonify({"urls": netinfo.join_urls(settings.port, settings.host)})
+
+
+@bp.get("/api/join.svg")
+def join_qr():
+    """A QR code of the kiosk's first LAN address, for phones to join."""
+    settings = _services().settings
+    urls = netinfo.join_urls(settings.port, settings.host)
+    if not urls:
+        raise ServiceError("no_lan", "The kiosk listens on this machine only (--host).", 404)
+    out = io.BytesIO()
+    segno.make(urls[0], error="m").save(
+        out, kind="svg", scale=4, border=2, xmldecl=False, svgns=True, title=urls[0]
+    )
+    return out.getvalue(), 200, {"Content-Type": "image/svg+xml", "Cache-Control": "no-store"}
 
 
 @bp.get("/healthz")
