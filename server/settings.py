@@ -54,7 +54,7 @@ class Settings:
 
     def __post_init__(self):
         _check(0 < self.port < 65536, "--port must be between 1 and 65535")
-        _check(0 < self.camera_fps <= 120, "--camera-fps must be between 0 and 120")
+        _check(0 < self.camera_fps <= 1000, "--camera-fps must be above 0 and at most 1000")
         _check(self.tpu in TPU_MODES, f"--tpu must be one of {', '.join(TPU_MODES)}")
         _check(self.method in METHODS, f"--method must be one of {', '.join(METHODS)}")
         _check(

@@ -22,8 +22,9 @@ def free_port() -> int:
 class Server:
     """``python -m server`` in a child process of its own session."""
 
-    def __init__(self, data_dir, camera, shared_dir, *extra):
-        self.port = free_port()
+    def __init__(self, data_dir, camera, shared_dir, *extra, port=None):
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(
             os.environ, TEACHABLE_MODEL_MIRROR=str(shared_dir / "models"), PYTHONUNBUFFERED="1"
