@@ -4,7 +4,8 @@
 #
 #   deploy/setup.sh [--dev] [--mirror DIR]
 #
-#   --dev         also the test tools (pytest, ruff, vermin)
+#   --dev         also the test tools (pytest, ruff, vermin, Playwright) and, through apt,
+#                 Chromium for the browser tests
 #   --mirror DIR  take the model files from DIR instead of downloading them
 #                 (or set TEACHABLE_MODEL_MIRROR)
 set -euo pipefail
@@ -37,6 +38,16 @@ echo "== installing Python packages"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 if [ "$dev" = 1 ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+  if ! command -v chromium >/dev/null 2>&1 || ! command -v shellcheck >/dev/null 2>&1 \
+      || ! command -v systemd-analyze >/dev/null 2>&1; then
+    echo "== installing Chromium, shellcheck and systemd's analyzer (for the tests)"
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends \
+        chromium shellcheck systemd >/dev/null; }; then
+      echo "warning: apt could not install them; the tests that need them will be skipped" >&2
+    fi
+  fi
 fi
 echo "== fetching and verifying the models"
 .venv/bin/python -m server.models fetch ${mirror:+--mirror "$mirror"}

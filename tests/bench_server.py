@@ -125,17 +125,22 @@ def bare_invoke_fps(data_dir: Path) -> float:
 def rest_accuracy(server: Server) -> dict:
     ids = {}
     for digit in (1, 7):
-        ids[digit] = requests.post(server.url + "/api/classes",
-                                   json={"name": f"digit {digit}"}).json()["id"]
+        ids[digit] = requests.post(
+            server.url + "/api/classes", json={"name": f"digit {digit}"}
+        ).json()["id"]
         paths = sorted((DIGITS / str(digit)).iterdir())
         files = [("image", (p.name, p.read_bytes(), "image/jpeg")) for p in paths[:10]]
-        requests.post(f"{server.url}/api/classes/{ids[digit]}/examples", files=files,
-                      timeout=60).raise_for_status()
+        requests.post(
+            f"{server.url}/api/classes/{ids[digit]}/examples", files=files, timeout=60
+        ).raise_for_status()
     right = total = 0
     for digit in (1, 7):
         for p in sorted((DIGITS / str(digit)).iterdir())[100:110]:
-            r = requests.post(server.url + "/api/predict",
-                              files={"image": (p.name, p.read_bytes(), "image/jpeg")}, timeout=30)
+            r = requests.post(
+                server.url + "/api/predict",
+                files={"image": (p.name, p.read_bytes(), "image/jpeg")},
+                timeout=30,
+            )
             right += r.json()["class_id"] == ids[digit]
             total += 1
     return {"taught_per_class": 10, "predicted": total, "accuracy": right / total}
@@ -172,8 +177,11 @@ def main(argv=None) -> int:
             for v in fast:
                 v.close()
             a, b = statistics.mean(alone["client_fps"]), statistics.mean(with_slow["client_fps"])
-            report["slow_client"] = {"fast_fps_alone": a, "fast_fps_with_slow": b,
-                                     "drop_pct": round(100 * (1 - b / a), 1)}
+            report["slow_client"] = {
+                "fast_fps_alone": a,
+                "fast_fps_with_slow": b,
+                "drop_pct": round(100 * (1 - b / a), 1),
+            }
         finally:
             server.stop()
 
@@ -183,8 +191,10 @@ def main(argv=None) -> int:
             time.sleep(3)
             unthrottled = watch(server, [viewer], args.seconds)
             viewer.close()
-            report["unthrottled"] = dict(unthrottled, ratio_to_bare=round(
-                unthrottled["server_fps"] / report["bare_invoke_fps"], 3))
+            report["unthrottled"] = dict(
+                unthrottled,
+                ratio_to_bare=round(unthrottled["server_fps"] / report["bare_invoke_fps"], 3),
+            )
         finally:
             server.stop()
 
@@ -195,10 +205,13 @@ def main(argv=None) -> int:
                 time.sleep(5)
                 start_rss = worker_rss_mb(server)
                 time.sleep(args.rss_minutes * 60)
-                report["rss"] = {"minutes": args.rss_minutes, "clients": 10,
-                                 "start_mb": round(start_rss, 1),
-                                 "end_mb": round(worker_rss_mb(server), 1),
-                                 "server_fps_end": server_fps(server)}
+                report["rss"] = {
+                    "minutes": args.rss_minutes,
+                    "clients": 10,
+                    "start_mb": round(start_rss, 1),
+                    "end_mb": round(worker_rss_mb(server), 1),
+                    "server_fps_end": server_fps(server),
+                }
                 for v in viewers:
                     v.close()
             finally:
