@@ -32,10 +32,10 @@ import socketio
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from liveserver import Server  # noqa: E402
-
 from server import models  # noqa: E402
 from server.hw.extractor import open_extractor, preprocess  # noqa: E402
+
+from liveserver import Server  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 DIGITS = SHARED / "data" / "sign-language-digits"
