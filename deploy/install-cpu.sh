@@ -28,4 +28,5 @@ install_units
 if [ "$kiosk" = 0 ]; then
   run systemctl disable --now teachable-kiosk.service
 fi
+start_without_systemd
 wait_for_server

@@ -37,4 +37,5 @@ run env -C "$APP_DIR" "$APP_DIR/.venv/bin/python" -m server.benchmark --tpu on \
   --data-dir "$DATA_DIR" --rounds 20 \
   || echo "warning: no Edge TPU answered; the kiosk will run on the CPU until one does" >&2
 install_units
+start_without_systemd
 wait_for_server

@@ -89,9 +89,30 @@ install_units() {
   if [ ! -f /etc/default/teachable ]; then
     run install -m 0644 "$SRC_DIR/deploy/teachable.default" /etc/default/teachable
   fi
-  run systemctl daemon-reload
-  run systemctl enable --now teachable.service teachable-healthcheck.timer
-  run systemctl enable --now teachable-kiosk.service
+  if systemd_running; then
+    run systemctl daemon-reload
+    run systemctl enable --now teachable.service teachable-healthcheck.timer
+    run systemctl enable --now teachable-kiosk.service
+  else
+    echo "systemd is not running here (a chroot or container): enabling for the next boot"
+    run systemctl enable teachable.service teachable-healthcheck.timer teachable-kiosk.service
+  fi
+}
+
+systemd_running() {
+  [ -d /run/systemd/system ] || [ "${DRY_RUN:-0}" = 1 ]
+}
+
+start_without_systemd() {
+  step "starting the server directly, as its unit would (no systemd here)"
+  if [ "${DRY_RUN:-0}" = 1 ] || systemd_running; then
+    return 0
+  fi
+  printf '+ runuser -u %s -- %s -m server (in the background)\n' "$SERVICE_USER" \
+    "$APP_DIR/.venv/bin/python"
+  (cd "$APP_DIR" && TEACHABLE_DATA_DIR="$DATA_DIR" setsid runuser -u "$SERVICE_USER" -- \
+    "$APP_DIR/.venv/bin/python" -m server --host 0.0.0.0 --port "$PORT" \
+    >"$DATA_DIR/server.log" 2>&1 &)
 }
 
 install_udev_rule() {

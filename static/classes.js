@@ -1,0 +1,345 @@
+// One card per class: its name (rename in place), marker, example count, recent thumbnails
+// (tap to delete), the hold-to-record button, clear and delete; and the "add class" card.
+
+import { call } from "./connection.js";
+import { $, fromTemplate, letterFor, paintClass, setAttr, setMarker, setText } from "./dom.js";
+import { t } from "./i18n.js";
+import { confirmAction, toast } from "./ui.js";
+
+const STRIP_SIZE = 6;
+const HINT_MS = 2500;
+
+const list = $("#cards");
+const addSlot = list.querySelector(".add-slot");
+const addButton = $("#add-class");
+
+const cards = new Map(); // class id → card parts
+const strips = new Map(); // class id → recent example ids, newest first (from predictions)
+let state = null;
+
+// ----- recording --------------------------------------------------------------------------
+
+/** The one recording this page may have running: started on press, stopped on release. */
+const recorder = {
+  active: null, // {classId, card}
+
+  start(classId) {
+    if (this.active && this.active.classId === classId) return;
+    this.stop();
+    const card = cards.get(classId);
+    if (!card) return;
+    this.active = { classId, card };
+    card.node.classList.add("is-recording");
+    card.record.setAttribute("aria-pressed", "true");
+    setText(card.recordText, t("recording"));
+    call("record_start", { class_id: classId }).then((answer) => {
+      if (!answer.ok && this.active && this.active.classId === classId) this.stop(false);
+    });
+  },
+
+  /** Ends the visual state; tells the server unless it is gone (it stops by itself then). */
+  stop(tell = true) {
+    const active = this.active;
+    if (!active) return;
+    this.active = null;
+    active.card.node.classList.remove("is-recording");
+    active.card.record.setAttribute("aria-pressed", "false");
+    setText(active.card.recordText, t("hold_to_record"));
+    if (tell) call("record_stop", {}, { quiet: true });
+  },
+};
+
+export function stopRecording(tell = true) {
+  recorder.stop(tell);
+}
+
+function bindRecordButton(button, classId) {
+  button.addEventListener("pointerdown", (event) => {
+    if (event.pointerType === "mouse" && event.button !== 0) return;
+    event.preventDefault(); // no focus ring flash, no text selection, no emulated mouse events
+    try {
+      button.setPointerCapture(event.pointerId);
+    } catch {
+      // the pointer is already gone: pointerup follows
+    }
+    recorder.start(classId);
+  });
+  const release = () => {
+    if (recorder.active && recorder.active.classId === classId) recorder.stop();
+  };
+  for (const type of ["pointerup", "pointercancel", "pointerleave", "lostpointercapture"]) {
+    button.addEventListener(type, release);
+  }
+  // keyboard and switch users: hold Space or Enter
+  button.addEventListener("keydown", (event) => {
+    if ((event.key === " " || event.key === "Enter") && !event.repeat) {
+      event.preventDefault();
+      recorder.start(classId);
+    }
+  });
+  button.addEventListener("keyup", (event) => {
+    if (event.key === " " || event.key === "Enter") {
+      event.preventDefault();
+      release();
+    }
+  });
+  button.addEventListener("blur", release);
+  button.addEventListener("contextmenu", (event) => event.preventDefault());
+}
+
+// a released finger the page never heard about must not keep recording
+window.addEventListener("blur", () => recorder.stop());
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) recorder.stop();
+});
+
+// ----- cards --------------------------------------------------------------------------------
+
+function makeCard(cls) {
+  const node = fromTemplate("card-template");
+  const card = {
+    id: cls.id,
+    node,
+    marker: node.querySelector(".marker"),
+    name: node.querySelector(".class-name"),
+    count: node.querySelector(".count-number"),
+    countWord: node.querySelector(".count-word"),
+    fill: node.querySelector(".fill-bar"),
+    strip: node.querySelector(".strip"),
+    stripEmpty: node.querySelector(".strip-empty"),
+    record: node.querySelector(".record"),
+    recordText: node.querySelector(".record-text"),
+    hint: node.querySelector(".skip-hint"),
+    remote: node.querySelector(".remote-recording"),
+    clear: node.querySelector(".clear"),
+    clearText: node.querySelector(".clear-text"),
+    del: node.querySelector(".delete"),
+    delText: node.querySelector(".delete-text"),
+    hintTimer: 0,
+    stripKey: null,
+    cls,
+  };
+  node.dataset.classId = String(cls.id);
+  card.record.setAttribute("aria-pressed", "false");
+  setText(card.recordText, t("hold_to_record"));
+  card.name.value = cls.name;
+
+  const commit = async () => {
+    const name = card.name.value.trim();
+    if (!name || name === card.cls.name) {
+      card.name.value = card.cls.name;
+      return;
+    }
+    const answer = await call("rename_class", { class_id: card.id, name });
+    if (!answer.ok && document.activeElement !== card.name) card.name.value = card.cls.name;
+  };
+  card.name.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      card.name.blur(); // blur commits
+    } else if (event.key === "Escape") {
+      card.name.value = card.cls.name;
+      card.name.blur();
+    }
+  });
+  card.name.addEventListener("blur", commit);
+
+  bindRecordButton(card.record, cls.id);
+
+  card.clear.addEventListener("click", async () => {
+    const { name, examples } = card.cls;
+    const ok = await confirmAction({
+      title: t("confirm_clear_title", { name }),
+      text: t("confirm_clear_text", { count: examples }),
+      ok: t("confirm_clear_ok"),
+    });
+    if (!ok) return;
+    const answer = await call("clear_class", { class_id: card.id });
+    if (answer.ok) forgetStrip(card.id);
+  });
+  card.del.addEventListener("click", async () => {
+    const { name, examples } = card.cls;
+    const needsPin = !!(state && state.pin_required);
+    const ok = await confirmAction({
+      title: t("confirm_delete_title", { name }),
+      text: t("confirm_delete_text", { count: examples }),
+      ok: t("confirm_delete_ok"),
+      needsPin,
+    });
+    if (!ok) return;
+    const payload = { class_id: card.id };
+    if (needsPin) payload.pin = ok.pin;
+    await call("delete_class", payload);
+  });
+  return card;
+}
+
+function updateCard(card, cls, index) {
+  const previous = card.cls;
+  card.cls = cls;
+  paintClass(card.node, cls.color, index);
+  setMarker(card.marker, index);
+  if (document.activeElement !== card.name && card.name.value !== cls.name) card.name.value = cls.name;
+  setText(card.count, cls.examples);
+  setText(card.countWord, t("examples"));
+  const max = (state.limits && state.limits.max_examples) || 200;
+  card.fill.style.transform = `scaleX(${Math.min(1, cls.examples / max)})`;
+  card.node.classList.toggle("is-full", cls.examples >= max);
+  const letter = letterFor(index);
+  setAttr(card.name, "aria-label", t("class_name_label", { letter }));
+  setAttr(card.record, "aria-label", t("record_label", { name: cls.name }));
+  setAttr(card.clear, "aria-label", t("clear_label", { name: cls.name }));
+  setAttr(card.del, "aria-label", t("delete_label", { name: cls.name }));
+  setAttr(card.strip, "aria-label", t("strip_label", { name: cls.name }));
+  setText(card.clearText, t("clear"));
+  setText(card.delText, t("delete"));
+  if (!card.node.classList.contains("is-recording")) setText(card.recordText, t("hold_to_record"));
+  card.clear.disabled = cls.examples === 0;
+  // examples went away (undo, clear, another device): the strip may show deleted ones
+  if (previous && cls.examples < previous.examples) forgetStrip(cls.id);
+  const remote = (state.recording || []).includes(cls.id) && !(recorder.active && recorder.active.classId === cls.id);
+  card.remote.hidden = !remote;
+  setText(card.remote, remote ? t("someone_recording") : "");
+  renderStrip(card);
+}
+
+/** Applies a new `state` to the cards. */
+export function renderCards(newState) {
+  state = newState;
+  const seen = new Set();
+  newState.classes.forEach((cls, index) => {
+    seen.add(cls.id);
+    let card = cards.get(cls.id);
+    if (!card) {
+      card = makeCard(cls);
+      cards.set(cls.id, card);
+    }
+    updateCard(card, cls, index);
+    if (list.children[index] !== card.node) list.insertBefore(card.node, list.children[index]);
+  });
+  for (const [id, card] of cards) {
+    if (!seen.has(id)) {
+      if (recorder.active && recorder.active.classId === id) recorder.stop(false);
+      card.node.remove();
+      cards.delete(id);
+      strips.delete(id);
+    }
+  }
+  list.append(addSlot); // the "add class" card stays last
+}
+
+/** Re-labels every card after a language switch. */
+export function relabelCards() {
+  if (state) renderCards(state);
+}
+
+// ----- thumbnails ---------------------------------------------------------------------------
+
+/** Adds example ids seen as the nearest of `classId` to the front of its strip. */
+export function noteExamples(classId, ids) {
+  const strip = strips.get(classId) || [];
+  const fresh = ids.filter((id) => !strip.includes(id));
+  if (!fresh.length) return;
+  strips.set(classId, [...fresh, ...strip].slice(0, STRIP_SIZE));
+  const card = cards.get(classId);
+  if (card) renderStrip(card);
+}
+
+function forgetStrip(classId) {
+  strips.delete(classId);
+  const card = cards.get(classId);
+  if (card) renderStrip(card);
+}
+
+export function forgetAllStrips() {
+  strips.clear();
+  for (const card of cards.values()) renderStrip(card);
+}
+
+function dropExample(exampleId) {
+  for (const [classId, ids] of strips) {
+    if (ids.includes(exampleId)) {
+      strips.set(classId, ids.filter((id) => id !== exampleId));
+      const card = cards.get(classId);
+      if (card) renderStrip(card);
+    }
+  }
+}
+
+function renderStrip(card) {
+  const show = !state || state.thumbnails !== false;
+  const ids = show ? strips.get(card.id) || [] : [];
+  card.strip.hidden = !show;
+  card.stripEmpty.hidden = !show || ids.length > 0;
+  setText(card.stripEmpty, t("strip_empty"));
+  const key = `${ids.join(",")}|${document.documentElement.lang}`;
+  if (key === card.stripKey) return;
+  card.stripKey = key;
+  card.strip.replaceChildren(
+    ...ids.map((id) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "thumb-button";
+      button.setAttribute("role", "listitem");
+      button.setAttribute("aria-label", t("delete_example_label"));
+      const img = document.createElement("img");
+      img.className = "thumb";
+      img.alt = "";
+      img.width = 56;
+      img.height = 56;
+      img.decoding = "async";
+      img.src = `/api/examples/${Number(id)}/thumbnail`;
+      img.addEventListener("error", () => dropExample(id));
+      const badge = document.createElement("span");
+      badge.className = "thumb-x";
+      badge.setAttribute("aria-hidden", "true");
+      badge.textContent = "×";
+      button.append(img, badge);
+      button.addEventListener("click", async () => {
+        button.disabled = true;
+        const answer = await call("delete_example", { example_id: id });
+        if (answer.ok) {
+          dropExample(id);
+          toast(t("example_deleted"));
+        } else button.disabled = false;
+      });
+      return button;
+    }),
+  );
+}
+
+// ----- hints and the "add class" card -----------------------------------------------------
+
+/** A `record_skipped` event: a short hint under the button being held. */
+export function showSkipHint(skip) {
+  const card = recorder.active ? recorder.active.card : null;
+  if (!card) return;
+  const key = `skip_${skip.reason}`;
+  const text = ["too_dark", "too_blurry", "full"].includes(skip.reason) ? t(key) : skip.message || "";
+  setText(card.hint, text);
+  card.hint.classList.add("is-shown");
+  clearTimeout(card.hintTimer);
+  card.hintTimer = setTimeout(() => {
+    card.hint.classList.remove("is-shown");
+    setText(card.hint, "");
+  }, HINT_MS);
+}
+
+function defaultName() {
+  const taken = new Set((state ? state.classes : []).map((cls) => cls.name.toLowerCase()));
+  for (let n = (state ? state.classes.length : 0) + 1; ; n += 1) {
+    const name = t("default_class_name", { n });
+    if (!taken.has(name.toLowerCase())) return name;
+  }
+}
+
+export function initCards() {
+  addButton.addEventListener("click", async () => {
+    addButton.disabled = true;
+    try {
+      await call("add_class", { name: defaultName() });
+    } finally {
+      addButton.disabled = false;
+    }
+  });
+}
