@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Restarts the kiosk server when /healthz stops answering (run by teachable-healthcheck.timer).
 set -u
-port=${PORT:-5000}
+port=${TEACHABLE_PORT:-5000}
 for attempt in 1 2 3; do
   if curl -fsS --max-time 5 "http://127.0.0.1:$port/healthz" >/dev/null; then
     exit 0

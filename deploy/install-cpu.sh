@@ -24,9 +24,6 @@ apt_install "${packages[@]}"
 create_users
 install_app
 fetch_models
-install_units
-if [ "$kiosk" = 0 ]; then
-  run systemctl disable --now teachable-kiosk.service
-fi
+install_units "$kiosk"
 start_without_systemd
 wait_for_server

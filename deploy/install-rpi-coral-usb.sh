@@ -36,6 +36,6 @@ step "checking the Edge TPU (plug the accelerator into a USB 3 port)"
 run env -C "$APP_DIR" "$APP_DIR/.venv/bin/python" -m server.benchmark --tpu on \
   --data-dir "$DATA_DIR" --rounds 20 \
   || echo "warning: no Edge TPU answered; the kiosk will run on the CPU until one does" >&2
-install_units
+install_units 1
 start_without_systemd
 wait_for_server

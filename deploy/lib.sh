@@ -50,6 +50,13 @@ create_users() {
         --shell /usr/sbin/nologin "$user"
     fi
   done
+  # render and input come from udev, which minimal images and containers lack
+  local group
+  for group in video plugdev render input tty; do
+    if ! getent group "$group" >/dev/null; then
+      run groupadd --system "$group"
+    fi
+  done
   run usermod -a -G video,plugdev "$SERVICE_USER"
   run usermod -a -G video,render,input,tty "$KIOSK_USER"
 }
@@ -79,23 +86,34 @@ fetch_models() {
   run chown -R "$SERVICE_USER:$SERVICE_USER" "$DATA_DIR"
 }
 
+# install_units [0]: with 0, the kiosk browser unit is installed but left disabled (--no-kiosk)
 install_units() {
   step "installing the systemd units (server, health check, kiosk browser)"
-  local unit
+  local kiosk=${1:-1} unit
   for unit in teachable.service teachable-healthcheck.service teachable-healthcheck.timer \
       teachable-kiosk.service; do
     run install -m 0644 "$SRC_DIR/deploy/systemd/$unit" "/etc/systemd/system/$unit"
   done
   if [ ! -f /etc/default/teachable ]; then
     run install -m 0644 "$SRC_DIR/deploy/teachable.default" /etc/default/teachable
+    run sed -i "s/^TEACHABLE_PORT=.*/TEACHABLE_PORT=$PORT/" /etc/default/teachable
   fi
   if systemd_running; then
     run systemctl daemon-reload
     run systemctl enable --now teachable.service teachable-healthcheck.timer
-    run systemctl enable --now teachable-kiosk.service
+    if [ "$kiosk" = 1 ]; then
+      run systemctl enable --now teachable-kiosk.service
+    else
+      run systemctl disable --now teachable-kiosk.service
+    fi
   else
     echo "systemd is not running here (a chroot or container): enabling for the next boot"
-    run systemctl enable teachable.service teachable-healthcheck.timer teachable-kiosk.service
+    run systemctl enable teachable.service teachable-healthcheck.timer
+    if [ "$kiosk" = 1 ]; then
+      run systemctl enable teachable-kiosk.service
+    else
+      run systemctl disable teachable-kiosk.service
+    fi
   fi
 }
 
@@ -145,13 +163,20 @@ wait_for_server() {
     return 0
   fi
   for _ in $(seq 120); do
-    if curl -fsS "http://127.0.0.1:$PORT/healthz"; then
+    # quiet while the server is still starting; the answer is printed once it comes
+    if curl -fsS "http://127.0.0.1:$PORT/healthz" 2>/dev/null; then
       echo
       echo "The kiosk is running: http://127.0.0.1:$PORT/"
       return 0
     fi
     sleep 1
   done
-  echo "error: the server did not answer; see: journalctl -u teachable.service" >&2
+  curl -fsS "http://127.0.0.1:$PORT/healthz" || true
+  if systemd_running; then
+    echo "error: the server did not answer; see: journalctl -u teachable.service" >&2
+  else
+    echo "error: the server did not answer; its log, $DATA_DIR/server.log, ends with:" >&2
+    tail -n 20 "$DATA_DIR/server.log" >&2 || true
+  fi
   return 1
 }

@@ -7,11 +7,12 @@ collaborators that are not given are built from the settings (tests pass fakes).
 from __future__ import annotations
 
 import logging
-from typing import NamedTuple, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 from flask import Flask
 
-from server.settings import Settings
+if TYPE_CHECKING:  # imported lazily: `python -m server.models` must not find it loaded
+    from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ __version__ = "0.1.0"
 class Services(NamedTuple):
     """What the web layer reaches through ``app.extensions["teachable"]``."""
 
-    settings: Settings
+    settings: "Settings"
     pipeline: object
     streamer: object
     socketio: object
@@ -35,7 +36,7 @@ class Services(NamedTuple):
 
 
 def create_app(
-    settings: Optional[Settings] = None,
+    settings: Optional["Settings"] = None,
     *,
     camera=None,
     extractor=None,
@@ -52,6 +53,7 @@ def create_app(
     from server.hw.cameras import open_camera
     from server.hw.extractor import open_extractor
     from server.pipeline import Pipeline
+    from server.settings import Settings
     from server.store import Store
     from server.web import init_web
 

@@ -54,7 +54,11 @@ class Server:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()  # never leave a server running behind a failed start
+            raise
 
     def wait_ready(self, timeout=60.0):
         deadline = time.monotonic() + timeout
@@ -82,8 +86,12 @@ class Server:
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.kill()
                 self.proc.wait(5)
+        try:  # anything of its session still alive (a worker, say) goes too
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # the whole group is gone already: the normal case
         self.log.close()
 
 
