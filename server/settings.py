@@ -51,6 +51,7 @@ class Settings:
     jpeg_quality: int = 75
     stream_width: int = 640
     log_level: str = "INFO"
+    exhibit: bool = False
 
     def __post_init__(self):
         _check(0 < self.port < 65536, "--port must be between 1 and 65535")
@@ -141,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jpeg-quality", type=int, help="live view JPEG quality (default 75)")
     p.add_argument("--stream-width", type=int, help="live view width in pixels (default 640)")
     p.add_argument("--log-level", help="DEBUG, INFO (default), WARNING or ERROR")
+    p.add_argument(
+        "--exhibit",
+        action="store_true",
+        help="exhibit mode: visitor sessions reset when idle, operator page, privacy",
+    )
     return p
 
 

@@ -1,0 +1,147 @@
+"""Exhibit mode: visitor sessions that end after a while without a touch, and the operator's
+own settings, which outlive every visitor.
+
+The operator's settings live in ``operator.json`` in the data directory, written only when the
+operator changes them (atomically), so a visitor session in privacy mode writes no file at all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional
+
+log = logging.getLogger(__name__)
+
+OPERATOR_FILE = "operator.json"
+PRESET_FILE = "preset.zip"
+
+DEFAULTS = {
+    "idle_minutes": 3.0,  # a visitor's session ends after this long without a touch
+    "keep_visitor_data": False,  # privacy: visitors' frames and thumbnails never reach disk
+    "camera": None,  # None: the --camera setting; else a camera spec (applies on restart)
+    "method": None,  # None: keep the current method
+    "unknown_quantile": 0.05,
+    "smoothing": None,  # None: the --smoothing setting
+}
+
+LIMITS = {
+    "idle_minutes": (0.5, 240.0),
+    "unknown_quantile": (0.0, 0.5),
+    "smoothing": (0.0, 0.95),
+}
+
+
+class OperatorError(ValueError):
+    """An operator setting is invalid; the message says which and why."""
+
+
+def validate(changes: dict) -> dict:
+    """The recognised, checked settings of ``changes``; OperatorError for anything else."""
+    if not isinstance(changes, dict):
+        raise OperatorError("Operator settings must be a JSON object.")
+    unknown = set(changes) - set(DEFAULTS)
+    if unknown:
+        raise OperatorError(f"Unknown operator setting(s): {', '.join(sorted(unknown))}.")
+    clean = {}
+    for key, value in changes.items():
+        if key in LIMITS and value is not None:
+            low, high = LIMITS[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise OperatorError(f"{key} must be a number.")
+            if not low <= value <= high:
+                raise OperatorError(f"{key} must be between {low:g} and {high:g}.")
+            value = float(value)
+        elif key == "keep_visitor_data" and not isinstance(value, bool):
+            raise OperatorError("keep_visitor_data must be true or false.")
+        elif key in ("camera", "method") and value is not None and not isinstance(value, str):
+            raise OperatorError(f"{key} must be text.")
+        clean[key] = value
+    return clean
+
+
+class OperatorConfig:
+    """The operator's settings, read once and written atomically on change.
+
+    Args:
+      data_dir: the data directory (``operator.json`` and ``preset.zip`` live there).
+    """
+
+    def __init__(self, data_dir):
+        self.path = Path(data_dir) / OPERATOR_FILE
+        self.preset_path = Path(data_dir) / PRESET_FILE
+        self.values = dict(DEFAULTS)
+        if self.path.is_file():
+            try:
+                self.values.update(validate(json.loads(self.path.read_text())))
+            except (OSError, ValueError) as e:
+                log.warning("ignoring %s (%s): using the defaults", self.path, e)
+
+    def __getitem__(self, key: str):
+        return self.values[key]
+
+    def update(self, changes: dict) -> dict:
+        """Checks, applies and saves ``changes``; returns all values."""
+        clean = validate(changes)
+        values = dict(self.values, **clean)
+        _write_atomically(self.path, json.dumps(values, indent=2).encode())
+        self.values = values
+        return dict(values)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class IdleTimer:
+    """Tells when a visitor has not touched anything for ``timeout`` seconds.
+
+    Args:
+      timeout: seconds of no activity after which ``expired()`` is true.
+      clock: ``time.monotonic`` or a fake.
+    """
+
+    def __init__(self, timeout: float, clock: Callable[[], float]):
+        self.timeout = timeout
+        self.clock = clock
+        self.last = clock()
+        self.fired = False
+
+    def touch(self) -> None:
+        self.last = self.clock()
+        self.fired = False
+
+    def seconds_left(self) -> float:
+        return max(0.0, self.timeout - (self.clock() - self.last))
+
+    def expired(self) -> bool:
+        """True once per idle period (until the next ``touch``)."""
+        if self.fired or self.clock() - self.last < self.timeout:
+            return False
+        self.fired = True
+        return True
+
+
+def preset_bytes(config: OperatorConfig) -> Optional[bytes]:
+    """The saved preset project (a bundle zip), or None when the operator saved none."""
+    try:
+        return config.preset_path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def save_preset(config: OperatorConfig, bundle: bytes) -> None:
+    _write_atomically(config.preset_path, bundle)
