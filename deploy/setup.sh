@@ -44,7 +44,7 @@ if [ "$dev" = 1 ]; then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
     if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends \
-        chromium shellcheck systemd >/dev/null; }; then
+        chromium fonts-noto-cjk shellcheck systemd >/dev/null; }; then
       echo "warning: apt could not install them; the tests that need them will be skipped" >&2
     fi
   fi

@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 class Services(NamedTuple):
     """What the web layer reaches through ``app.extensions["teachable"]``."""
 
-    settings: "Settings"
+    settings: Settings
     pipeline: object
     streamer: object
     socketio: object
@@ -36,7 +36,7 @@ class Services(NamedTuple):
 
 
 def create_app(
-    settings: Optional["Settings"] = None,
+    settings: Optional[Settings] = None,
     *,
     camera=None,
     extractor=None,

@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import functools
 import io
 import logging
 import queue
 import statistics
 import threading
 import time
-from typing import Callable, Dict, List, NamedTuple, Optional
+from pathlib import Path
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 from PIL import Image
 
+from server import bundle, export, models
 from server import store as store_mod
 from server.learn import METHODS, Learner, make_learner
 from server.settings import Settings
@@ -373,6 +376,98 @@ class Pipeline:
     def thumbnail(self, example_id: int) -> Optional[bytes]:
         return self.store.thumbnail(example_id)
 
+    # Projects and model export: the worker takes a consistent snapshot (or applies an import
+    # that was validated before), while the slow part (zipping, validating, building the
+    # flatbuffer) runs on the caller's thread, so the hot loop never waits for it.
+    @functools.cached_property
+    def extractor_id(self) -> bundle.ExtractorId:
+        """The running extractor's name, file, sha256 and D: what bundles record and check."""
+        return bundle.identify(
+            getattr(self.extractor, "model_path", ""), getattr(self.extractor, "dim", 0)
+        )
+
+    def export_labels(self) -> str:
+        """``labels.txt`` of the current classifier (ServiceError 409 when nothing to export)."""
+        _head, names = self.call(self._export_head)
+        return export.labels_txt(names)
+
+    def export_model(self, target: str = "cpu") -> export.Exported:
+        """The current classifier appended to the ``target`` extractor (``cpu``/``edgetpu``)."""
+        path, base_name = self._base_model(target)
+        head, names = self.call(self._export_head)
+        try:
+            tflite = export.build_model(path.read_bytes(), head, names, base_name)
+        except export.ExportError as e:
+            raise ServiceError(e.code, str(e), 503 if e.code == "no_schema" else 409) from None
+        except OSError as e:
+            raise ServiceError("model_missing", f"Cannot read {path}: {e}", 503) from None
+        return export.Exported(tflite, export.labels_txt(names), head, names)
+
+    def export_project(self) -> bytes:
+        """The whole project as a bundle (``server.bundle``)."""
+        rows, ids, class_ids, x, method = self.call(self._project_snapshot)
+        classes = []
+        for row in rows:
+            mask = class_ids == row.id
+            thumbs = None
+            if self.settings.thumbnails:
+                thumbs = [self._thumbnail_or_none(int(i)) for i in ids[mask]]
+            examples = x[mask] if len(x) else np.zeros((0, self.extractor_id.dim), np.float32)
+            classes.append(bundle.ClassData(row.name, row.color, examples, thumbs))
+        return bundle.write_bundle(bundle.Project(classes, method, self.extractor_id))
+
+    def import_project(self, data: bytes) -> dict:
+        """Replaces every class and example with a bundle's, or changes nothing.
+
+        The bundle is validated completely before the store is touched; then the store is
+        replaced in one transaction, the learner rebuilt (with the bundle's method when it is
+        a known one) and the state broadcast.
+
+        Returns:
+          ``{"classes": n, "examples": m, "method": "auto"}``.
+        """
+        limits = bundle.Limits(max_examples=self.settings.max_examples)
+        try:
+            project = bundle.read_bundle(data, running=self.extractor_id, limits=limits)
+        except bundle.BundleError as e:
+            raise ServiceError(e.code, str(e), e.status) from None
+        return self.call(self._import_project, project, timeout=60.0)
+
+    def _base_model(self, target: str) -> Tuple[Path, str]:
+        """The extractor file to append the layer to, and its name."""
+        if target not in export.TARGETS:
+            raise ServiceError("bad_target", f"target must be one of {', '.join(export.TARGETS)}.")
+        info = models.EXTRACTOR_EDGETPU if target == "edgetpu" else models.EXTRACTOR_CPU
+        own = getattr(self.extractor, "model_path", "")
+        if own and self.extractor.backend == target and Path(own).is_file():
+            return Path(own), self.extractor_id.name
+        wanted = bundle.ExtractorId(info.name, info.filename, info.sha256, self.extractor_id.dim)
+        if not bundle.compatible(wanted, self.extractor_id):
+            raise ServiceError(
+                "wrong_model",
+                f"The kiosk's examples come from {self.extractor_id.describe()}; a model built "
+                f"on {info.name} would misread them. Export for target "
+                f"{self.extractor.backend} instead.",
+                409,
+            )
+        try:
+            path = models.locate(
+                info,
+                path=self.settings.model if target == "cpu" else None,
+                data_dir=self.settings.data_dir,
+                mirror=self.settings.mirror,
+                download=False,
+            )
+        except models.ModelError as e:
+            raise ServiceError("model_missing", str(e), 503) from None
+        return path, info.name
+
+    def _thumbnail_or_none(self, example_id: int) -> Optional[bytes]:
+        try:
+            return self.store.thumbnail(example_id)
+        except store_mod.NotFound:  # deleted since the snapshot
+            return None
+
     def health(self) -> dict:
         s = self.state()
         return {
@@ -518,6 +613,37 @@ class Pipeline:
             },
             "unknown": bool(pred.unknown[0]) if class_id is not None else True,
         }
+
+    def _export_head(self) -> tuple:
+        try:
+            head = export.head_of(self.learner)
+        except export.ExportError as e:
+            raise ServiceError(e.code, str(e), 409) from None
+        names = self._state_cache.get("names", {})
+        return head, [names.get(c, str(c)) for c in head.class_ids]
+
+    def _project_snapshot(self) -> tuple:
+        ids, class_ids, x = self.store.examples()
+        return self.store.classes(), ids, class_ids, x, self.learner.name
+
+    def _import_project(self, project: bundle.Project) -> dict:
+        self.store.replace_all(project.store_classes())
+        method = project.method if project.method in METHODS else self.learner.name
+        try:
+            self.store.set_setting("method", method)
+        except store_mod.StoreError as e:  # the project is in; only the method is not saved
+            log.error("imported a project but could not save its method %s: %s", method, e)
+        self._recorders.clear()
+        self._last_training = None  # it described the old project
+        self.learner = self._rebuild(method)
+        log.info(
+            "imported a project: %d classes, %d examples, method %s",
+            len(project.classes),
+            project.examples,
+            method,
+        )
+        self._changed()
+        return {"classes": len(project.classes), "examples": project.examples, "method": method}
 
     def _client_connected(self, sid: str) -> None:
         self._clients.add(sid)

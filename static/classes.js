@@ -57,6 +57,10 @@ function bindRecordButton(button, classId) {
   button.addEventListener("pointerdown", (event) => {
     if (event.pointerType === "mouse" && event.button !== 0) return;
     event.preventDefault(); // no focus ring flash, no text selection, no emulated mouse events
+    // a name being typed is committed (blur) before recording starts
+    if (document.activeElement && document.activeElement.matches(".class-name")) {
+      document.activeElement.blur();
+    }
     try {
       button.setPointerCapture(event.pointerId);
     } catch {
@@ -181,9 +185,9 @@ function updateCard(card, cls, index) {
   setMarker(card.marker, index);
   if (document.activeElement !== card.name && card.name.value !== cls.name) card.name.value = cls.name;
   setText(card.count, cls.examples);
-  setText(card.countWord, t("examples"));
+  setText(card.countWord, cls.examples === 1 ? t("example_one") : t("examples"));
   const max = (state.limits && state.limits.max_examples) || 200;
-  card.fill.style.transform = `scaleX(${Math.min(1, cls.examples / max)})`;
+  card.fill.style.setProperty("--v", Math.min(1, cls.examples / max).toFixed(3));
   card.node.classList.toggle("is-full", cls.examples >= max);
   const letter = letterFor(index);
   setAttr(card.name, "aria-label", t("class_name_label", { letter }));

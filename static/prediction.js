@@ -11,6 +11,7 @@ const barsEmpty = $("#bars-empty");
 const verdict = $("#verdict");
 const verdictMarker = $("#verdict-marker");
 const topLabel = $("#top-label");
+const maybe = $("#verdict-maybe");
 const whyThumbs = $("#why-thumbs");
 const whyEmpty = $("#why-empty");
 const whySection = $("#why");
@@ -24,6 +25,7 @@ let whyKey = "";
 let announced = { text: "", at: -Infinity };
 let announceTimer = 0;
 let onNearest = () => {};
+let offline = false; // no connection: the last prediction is stale
 
 /** `listener(classId, exampleIds)` hears the nearest examples of the top class. */
 export function onNearestExamples(listener) {
@@ -48,9 +50,12 @@ export function renderClasses(state) {
         fill: node.querySelector(".bar-fill"),
         value: node.querySelector(".bar-value"),
         best: node.querySelector(".bar-best"),
+        meter: node.querySelector("[role=meter]"),
         percent: -1,
       };
       node.dataset.classId = String(cls.id);
+      bar.name.id = `bar-name-${cls.id}`;
+      bar.meter.setAttribute("aria-labelledby", bar.name.id);
       bars.set(cls.id, bar);
     }
     paintClass(bar.node, cls.color, index);
@@ -72,6 +77,7 @@ export function renderClasses(state) {
 /** Applies one `prediction` event. */
 export function renderPrediction(prediction) {
   last = prediction;
+  offline = false;
   const scores = prediction.scores || {};
   const top = prediction.class_id;
   for (const [id, bar] of bars) {
@@ -79,10 +85,10 @@ export function renderPrediction(prediction) {
     const percent = Math.round(score * 100);
     if (percent !== bar.percent) {
       bar.percent = percent;
-      bar.fill.style.transform = `scaleX(${Math.max(0, Math.min(1, score))})`;
+      bar.fill.style.setProperty("--v", Math.max(0, Math.min(1, score)).toFixed(3));
       setText(bar.value, `${percent}%`);
-      setAttr(bar.node, "aria-valuenow", percent);
-      setAttr(bar.node, "aria-valuetext", t("bar_value", { name: bar.name.textContent, percent }));
+      setAttr(bar.meter, "aria-valuenow", percent);
+      setAttr(bar.meter, "aria-valuetext", `${percent}%`);
     }
     const isTop = id === top;
     bar.node.classList.toggle("is-top", isTop);
@@ -104,7 +110,10 @@ function renderVerdict(prediction) {
   const top = topClass(prediction);
   let state;
   let text;
-  if (!classes.length) {
+  if (offline) {
+    state = "offline";
+    text = t("verdict_offline");
+  } else if (!classes.length) {
     state = "empty";
     text = t("verdict_empty");
   } else if (!hasExamples) {
@@ -119,6 +128,8 @@ function renderVerdict(prediction) {
   }
   setAttr(verdict, "data-state", state);
   setText(topLabel, text);
+  // "not sure", but one class is still ahead: say which, as a guess
+  setText(maybe, state === "unknown" && top ? t("verdict_maybe", { name: top.cls.name }) : "");
   if (state === "known") {
     paintClass(verdict, top.cls.color, top.index);
     setMarker(verdictMarker, top.index);
@@ -178,14 +189,19 @@ export function refreshPrediction() {
   else renderVerdict(null);
 }
 
+/** The connection is gone: the bars empty and the verdict waits. */
 export function forgetPrediction() {
   last = null;
+  offline = true;
   whyKey = "";
   renderVerdict(null);
   for (const bar of bars.values()) {
-    bar.percent = -1;
-    bar.fill.style.transform = "scaleX(0)";
+    bar.percent = 0;
+    bar.fill.style.setProperty("--v", "0");
     setText(bar.value, "0%");
+    setAttr(bar.meter, "aria-valuenow", 0);
+    bar.node.classList.remove("is-top", "is-unsure");
+    setText(bar.best, "");
   }
   whyThumbs.replaceChildren();
   whyEmpty.hidden = false;

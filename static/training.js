@@ -32,8 +32,7 @@ export function initTraining() {
   trainButton.addEventListener("click", async () => {
     trainButton.disabled = true;
     const answer = await call("train", {});
-    if (answer.ok && answer.training) onTraining(answer.training);
-    else renderTrainButton();
+    if (!answer.ok) renderTrainButton(); // else the training events take over
   });
   new ResizeObserver(() => drawChart()).observe(chart);
 }
@@ -48,26 +47,23 @@ function renderMethod(method) {
 export function renderTraining(newState) {
   state = newState;
   if (!pending) renderMethod(newState.method);
-  // the state carries the running training or the last one; events are fresher
+  // the state carries the running or the last training; the training events are fresher
   const fromState = newState.training;
-  if (fromState && (!training || fromState.state !== "running" || training.state !== "running")) {
-    if (!training || JSON.stringify(stripPoints(fromState)) !== JSON.stringify(stripPoints(training))) {
-      onTraining(fromState, { fromState: true });
+  if (!fromState) {
+    if (training && training.state !== "failed") {
+      training = null; // started over, or a fresh server
+      points = [];
+      chartBox.hidden = true;
     }
-  }
-  if (!fromState && training && training.state !== "failed") {
-    training = null; // start over or a fresh server
-    points = [];
-    chartBox.hidden = true;
-    perClass.hidden = true;
+  } else if (
+    !training ||
+    (fromState.state !== training.state && training.state !== "failed") ||
+    (fromState.state === "done" && training.state === "done" && fromState.ms !== training.ms)
+  ) {
+    onTraining(fromState, { fromState: true });
   }
   renderTrainButton();
   renderPerClass();
-}
-
-function stripPoints(report) {
-  const { state: s, iteration, iterations, method } = report;
-  return { s, iteration, iterations, method };
 }
 
 /** One `training` event (or the training in a state, or the answer of `train`). */
@@ -75,7 +71,7 @@ export function onTraining(report, { fromState = false } = {}) {
   if (!report) return;
   const restarted =
     report.state === "running" &&
-    (!training || training.state !== "running" || (report.iteration || 0) < (training.iteration || 0));
+    (!training || training.state !== "running" || (!fromState && !report.iteration));
   if (restarted) points = [];
   training = report;
   if (report.iterations && typeof report.loss === "number" && typeof report.accuracy === "number") {
@@ -97,7 +93,9 @@ function renderTrainButton() {
   const running = !!training && training.state === "running";
   const hasExamples = !!state && state.classes.some((cls) => cls.examples > 0);
   trainButton.disabled = running || !hasExamples;
-  trainButton.classList.toggle("needs-attention", !!state && state.needs_training && !running);
+  // "auto" fine-tunes by itself; the other methods wait for the Train button
+  const waiting = !!state && state.needs_training && state.method !== "auto" && !running;
+  trainButton.classList.toggle("needs-attention", waiting);
   let text = "";
   if (running) {
     const percent = training.iterations
@@ -106,7 +104,7 @@ function renderTrainButton() {
     text = t("training_running", { percent });
   } else if (training && training.state === "failed") {
     text = t("training_failed", { message: training.message || "" });
-  } else if (state && state.needs_training) {
+  } else if (waiting) {
     text = t("train_needed");
   } else if (training && training.state === "done") {
     text = t("training_done", {
@@ -142,7 +140,7 @@ function renderPerClass() {
     track.setAttribute("aria-hidden", "true");
     const fill = document.createElement("span");
     fill.className = "bar-fill";
-    fill.style.transform = `scaleX(${Math.max(0, Math.min(1, score))})`;
+    fill.style.setProperty("--v", Math.max(0, Math.min(1, score)).toFixed(3));
     track.append(fill);
     const value = document.createElement("span");
     value.className = "per-class-value";
@@ -208,6 +206,13 @@ function drawChart() {
   };
   line((p) => p.accuracy, ACCURACY_COLOR, []);
   line((p) => p.loss / maxLoss, LOSS_COLOR, [8, 5]);
+}
+
+/** After a reconnection: the server may have restarted and trained nothing yet. */
+export function forgetTraining() {
+  training = null;
+  points = [];
+  chartBox.hidden = true;
 }
 
 export function relabelTraining() {

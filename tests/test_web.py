@@ -316,3 +316,45 @@ def test_lan_addresses_are_real_ipv4_addresses():
 
     for address in netinfo.lan_addresses():
         assert not ipaddress.ip_address(address).is_loopback
+
+
+def test_binary_events_are_sent_whole_when_threads_race():
+    """A frame's header and its JPEG attachment are never split by another thread's send."""
+    import threading
+
+    import socketio
+    from socketio import packet
+
+    from server.web import _serialize_sends
+
+    server = socketio.Server(async_mode="threading")
+    wire = []
+
+    class SlowEngineIO:  # records what would go on the wire, slowly enough to invite races
+        def send(self, sid, data):
+            wire.append(data)
+            time.sleep(0.0005)
+
+        def send_packet(self, sid, pkt):
+            wire.append(pkt.data)
+            time.sleep(0.0005)
+
+    server.eio = SlowEngineIO()
+    _serialize_sends(server)
+
+    def send(event, data, n=40):
+        for _ in range(n):
+            server._send_packet("eio-1", server.packet_class(packet.EVENT, data=[event, data]))
+
+    threads = [
+        threading.Thread(target=send, args=("frame", {"jpeg": b"\xff\xd8jpeg"})),
+        threading.Thread(target=send, args=("state", {"version": 1})),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wire) == 120
+    for i, item in enumerate(wire):
+        if isinstance(item, str) and item.startswith("5"):  # a binary event's header
+            assert isinstance(wire[i + 1], bytes), wire[i : i + 2]

@@ -6,6 +6,7 @@ imports Flask.
 
 from __future__ import annotations
 
+import threading
 from functools import partial
 
 from flask import Flask, jsonify, render_template, request
@@ -17,6 +18,11 @@ from server.web.security import origin_allowed
 from server.web.streamer import Streamer
 
 MAX_SOCKET_MESSAGE = 1024 * 1024
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "connect-src 'self'; media-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def init_web(app: Flask, *, pipeline, settings, camera) -> tuple:
@@ -28,6 +34,13 @@ def init_web(app: Flask, *, pipeline, settings, camera) -> tuple:
     @app.get("/")
     def index():
         return render_template("index.html")
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
@@ -46,7 +59,31 @@ def init_web(app: Flask, *, pipeline, settings, camera) -> tuple:
         ping_interval=10,
         ping_timeout=10,
     )
+    _serialize_sends(socketio.server)
     streamer = Streamer(pipeline, socketio.server, settings)
     pipeline.emit = socketio.emit
     events.register(socketio, pipeline, streamer, settings, camera)
     return socketio, streamer
+
+
+def _serialize_sends(server) -> None:
+    """Makes every packet send atomic, across threads.
+
+    python-socketio sends an event with binary data (our ``frame``) as several Engine.IO
+    messages, one call each; in threading mode another thread's send (a ``state`` broadcast, an
+    acknowledgement) can land between them, and the client then fails to decode the stream.
+    Sends only put messages on a queue, so one lock costs nothing measurable.
+    """
+    lock = threading.RLock()
+    send_packet, send_eio_packet = server._send_packet, server._send_eio_packet
+
+    def locked_send_packet(*args, **kwargs):
+        with lock:
+            return send_packet(*args, **kwargs)
+
+    def locked_send_eio_packet(*args, **kwargs):
+        with lock:
+            return send_eio_packet(*args, **kwargs)
+
+    server._send_packet = locked_send_packet
+    server._send_eio_packet = locked_send_eio_packet

@@ -13,6 +13,14 @@
 ``POST /api/reset``                        204 (PIN: header ``X-Pin``)
 ``POST /api/predict``                      multipart field ``image`` → ``{"label",
                                            "class_id", "scores", "unknown"}``
+``GET /api/export/model.tflite``           the classifier as one TFLite model; query
+                                           ``target=cpu`` (default) or ``edgetpu``; 409
+                                           when there is nothing (trained) to export
+``GET /api/export/labels.txt``             its labels, one ``index name`` a line
+``GET /api/project``                       the whole project as a zip (``server.bundle``)
+``POST /api/project``                      multipart field ``file``: replaces the whole
+                                           project, or nothing (PIN: header ``X-Pin``)
+                                           → ``{"classes", "examples", "method"}``
 ``GET /api/join``                          ``{"urls": ["http://192.168.1.20:5000/"]}``
 ``GET /api/join.svg``                      a QR code of the first of those URLs
 ``GET /healthz``                           ``{"status": "ok", "backend", "camera", "fps",
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from typing import List
 
 import segno
@@ -33,6 +42,7 @@ from flask import Blueprint, current_app, jsonify, request
 from PIL import Image, UnidentifiedImageError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from server import bundle
 from server.pipeline import ServiceError
 from server.web import netinfo
 from server.web.events import check_pin
@@ -180,6 +190,63 @@ def predict():
     if len(images) != 1:
         raise ServiceError("one_image", "Send exactly one photo to predict.")
     return jsonify(_services().pipeline.predict_image(images[0]))
+
+
+@bp.get("/api/export/model.tflite")
+def export_model():
+    """The classifier for Coral/TFLite tools: base on the Edge TPU or CPU, last layer on CPU."""
+    target = request.args.get("target", "cpu")
+    exported = _services().pipeline.export_model(target)
+    name = "model_edgetpu.tflite" if target == "edgetpu" else "model.tflite"
+    body, status, headers = _download(exported.tflite, "application/octet-stream", name)
+    if exported.head.note:  # k-NN: exported as its nearest class mean
+        headers["X-Export-Note"] = exported.head.note
+    return body, status, headers
+
+
+@bp.get("/api/export/labels.txt")
+def export_labels():
+    labels = _services().pipeline.export_labels()
+    return _download(labels.encode(), "text/plain; charset=utf-8", "labels.txt")
+
+
+@bp.get("/api/project")
+def export_project():
+    data = _services().pipeline.export_project()
+    name = time.strftime("teachable-project-%Y%m%d-%H%M%S.zip")
+    return _download(data, "application/zip", name)
+
+
+@bp.post("/api/project")
+def import_project():
+    check_pin(_services().settings, request.headers.get("X-Pin"))
+    limit = bundle.Limits().max_bytes
+    try:
+        request.max_content_length = limit + 64 * 1024  # a project may exceed photo uploads
+    except AttributeError:  # Flask < 3.1: the app-wide --max-upload-mb applies
+        limit = min(limit, _services().settings.max_upload_bytes)
+    try:
+        files = request.files.getlist("file")
+    except RequestEntityTooLarge:
+        raise ServiceError(
+            "too_large", f"A project file can have at most {limit / bundle.MIB:g} MB.", 413
+        ) from None
+    if len(files) != 1:
+        raise ServiceError("no_file", "Send the project file as one multipart field 'file'.")
+    data = files[0].stream.read(limit + 1)
+    return jsonify(_services().pipeline.import_project(data))
+
+
+def _download(data: bytes, content_type: str, filename: str):
+    return (
+        data,
+        200,
+        {
+            "Content-Type": content_type,
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @bp.get("/api/join")
