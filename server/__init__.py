@@ -7,6 +7,7 @@ collaborators that are not given are built from the settings (tests pass fakes).
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, NamedTuple, Optional
 
 from flask import Flask
@@ -50,14 +51,25 @@ def create_app(
       camera, extractor, store: collaborators to use instead of those the settings describe.
       start: start the camera, pipeline and streamer threads now.
     """
+    from server import exhibit as exhibit_mod
     from server.hw.cameras import open_camera
     from server.hw.extractor import open_extractor
+    from server.metrics import Metrics
     from server.pipeline import Pipeline
     from server.settings import Settings
     from server.store import Store
     from server.web import init_web
 
     settings = settings or Settings()
+    exhibit = None
+    camera_spec = settings.camera
+    if settings.exhibit:
+        config = exhibit_mod.OperatorConfig(settings.data_dir)
+        exhibit = exhibit_mod.ExhibitSession(config, time.monotonic)
+        camera_spec = config["camera"] or settings.camera
+        if exhibit.privacy and store is None:
+            # visitors' examples live in memory only: nothing reaches the disk
+            store = Store(":memory:", keep_thumbnails=settings.thumbnails)
     store = store or Store(settings.db_path, keep_thumbnails=settings.thumbnails)
     extractor = extractor or open_extractor(
         settings.tpu,
@@ -65,10 +77,16 @@ def create_app(
         data_dir=settings.data_dir,
         mirror=settings.mirror,
     )
-    camera = camera or open_camera(settings.camera, fps=settings.camera_fps)
+    camera = camera or open_camera(camera_spec, fps=settings.camera_fps)
     app = Flask(__name__, static_folder="../static", template_folder="../templates")
     pipeline = Pipeline(
-        settings, camera=camera, extractor=extractor, store=store, emit=lambda *a, **k: None
+        settings,
+        camera=camera,
+        extractor=extractor,
+        store=store,
+        emit=lambda *a, **k: None,
+        metrics=Metrics(),
+        exhibit=exhibit,
     )
     socketio, streamer = init_web(app, pipeline=pipeline, settings=settings, camera=camera)
     app.extensions["teachable"] = Services(settings, pipeline, streamer, socketio, store, camera)

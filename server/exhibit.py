@@ -145,3 +145,28 @@ def preset_bytes(config: OperatorConfig) -> Optional[bytes]:
 
 def save_preset(config: OperatorConfig, bundle: bytes) -> None:
     _write_atomically(config.preset_path, bundle)
+
+
+class ExhibitSession:
+    """Everything exhibit mode adds to the pipeline.
+
+    Attributes:
+      config: the operator's settings.
+      timer: the visitor's idle timer.
+      privacy: visitors' data stays in memory (nothing is written to disk).
+      attract: the attract screen is showing (after an idle reset, until the next touch).
+    """
+
+    def __init__(self, config: OperatorConfig, clock: Callable[[], float]):
+        self.config = config
+        self.timer = IdleTimer(config["idle_minutes"] * 60.0, clock)
+        self.privacy = not config["keep_visitor_data"]
+        self.attract = True
+
+    def public(self) -> dict:
+        return {
+            "attract": self.attract,
+            "privacy": self.privacy,
+            "idle_minutes": self.config["idle_minutes"],
+            "preset": self.config.preset_path.is_file(),
+        }

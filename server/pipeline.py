@@ -28,8 +28,10 @@ import numpy as np
 from PIL import Image
 
 from server import bundle, export, models
+from server import exhibit as exhibit_mod
 from server import store as store_mod
 from server.learn import METHODS, Learner, make_learner
+from server.metrics import Metrics
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ Emit = Callable[..., None]
 """emit(event, payload, to=None): sends a Socket.IO event to one client or to all."""
 
 THUMBNAIL_SIZE = 96
+RECENT_THUMBNAILS = 8  # example ids per class in ``state``, newest first
 DARK_LUMA = 20.0  # mean luma (0-255) below which a frame is too dark to learn from
 BLUR_VARIANCE = 8.0  # Laplacian variance at 160 px below which a frame is too blurred
 
@@ -142,6 +145,8 @@ class Pipeline:
         store,
         emit: Emit,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Optional[Metrics] = None,
+        exhibit=None,
     ):
         self.settings = settings
         self.camera = camera
@@ -163,6 +168,19 @@ class Pipeline:
         self._latencies: collections.deque = collections.deque(maxlen=200)
         self.frames_processed = 0
         self.errors = 0
+        self.metrics = metrics or Metrics()
+        self.metrics.bind(
+            fps=lambda: self.fps,
+            clients=lambda: len(self._clients),
+            backend=lambda: self.extractor.backend,
+        )
+        self.exhibit = exhibit
+        self._touched = False
+        self._preset = None  # the operator's preset project, validated once
+        self.smoothing = settings.smoothing
+        self.learner_options: dict = {}
+        if exhibit is not None:
+            self._apply_operator(exhibit.config.values)
         self._version = 0
         self._training: Optional[dict] = None
         self._training_thread: Optional[threading.Thread] = None
@@ -182,6 +200,10 @@ class Pipeline:
             self.camera.start()
             self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
             self._thread.start()
+            if self.exhibit is not None:
+                self._preset = self._load_preset()
+                self.submit(self._reset_to_preset, "start")
+                self.submit(self._apply_operator, self.exhibit.config.values)
             self.submit(self._maybe_train)
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -201,6 +223,8 @@ class Pipeline:
         last = -1
         while not self._stop.is_set():
             self._drain_commands()
+            if self.exhibit is not None:
+                self._exhibit_tick()
             frame = self.camera.latest(after=last, timeout=0.05)
             if frame is None:
                 continue
@@ -208,7 +232,7 @@ class Pipeline:
             try:
                 self._process(frame)
             except Exception:  # a bad frame must not stop the kiosk
-                self.errors += 1
+                self._error()
                 log.exception("frame %d failed; carrying on", frame.index)
         self._drain_commands()
 
@@ -221,6 +245,8 @@ class Pipeline:
         self._latencies.append((now - frame.time) * 1000.0)
         self._frame_times.append(now)
         self.frames_processed += 1
+        self.metrics.frames.inc()
+        self.metrics.latency.observe(now - frame.time)
         payload["latency_ms"] = round((now - frame.time) * 1000.0, 1)
         payload["process_ms"] = round((now - start) * 1000.0, 1)
         self.frames.put(Published(frame.index, frame.image, payload))
@@ -233,7 +259,7 @@ class Pipeline:
         if classes != self._smoothed_classes or self._smoothed is None:
             self._smoothed, self._smoothed_classes = probs.copy(), classes
         else:
-            a = self.settings.smoothing
+            a = self.smoothing
             self._smoothed = a * self._smoothed + (1 - a) * probs
         smoothed = self._smoothed
         top = int(np.argmax(smoothed)) if len(classes) and smoothed.sum() > 0 else -1
@@ -275,6 +301,7 @@ class Pipeline:
                 self.emit("error", {"code": "storage", "message": str(e)}, to=sid)
                 continue
             self.learner.add(rec.class_id, embedding, ids)
+            self.metrics.examples.inc()
             counts[rec.class_id] = counts.get(rec.class_id, 0) + 1
             changed = True
         if changed:
@@ -299,6 +326,7 @@ class Pipeline:
         """``submit`` and wait: the result, or the ServiceError the command raised."""
         if not self.running and threading.current_thread() is not self._thread:
             raise ServiceError("not_running", "The camera pipeline is not running.", 503)
+        self._touched = True  # somebody is using the kiosk (exhibit mode's idle timer)
         try:
             return self.submit(fn, *args).result(timeout)
         except concurrent.futures.TimeoutError:
@@ -320,7 +348,7 @@ class Pipeline:
                 future.set_exception(_store_error(e))
             except Exception as e:  # reported to the caller, and logged here
                 log.exception("command %s failed", getattr(fn, "__name__", fn))
-                self.errors += 1
+                self._error()
                 future.set_exception(ServiceError("internal", f"Something went wrong: {e}", 500))
 
     # ----- the service API (thread-safe) -------------------------------------------------
@@ -560,7 +588,7 @@ class Pipeline:
                 "bad_method", f"Unknown method {method!r}: use {', '.join(METHODS)}."
             )
         if method != self.learner.name:
-            new = make_learner(method)
+            new = make_learner(method, **self.learner_options)
             new.load_state(self.learner.state())
             self.learner = new
             self.store.set_setting("method", method)
@@ -577,10 +605,12 @@ class Pipeline:
             raise ServiceError("nothing_to_train", "Teach at least one class first.")
         return dict(self._training)
 
-    def _reset(self) -> None:
+    def _reset(self, reason: str = "start_over") -> None:
         self.store.reset()
-        self.learner = make_learner(self.learner.name)
+        self.learner = make_learner(self.learner.name, **self.learner_options)
         self._recorders.clear()
+        self._last_training = None
+        self.metrics.resets.labels(reason).inc()
         self._changed()
 
     def _add_images(self, class_id: int, images: List[Image.Image]) -> int:
@@ -596,6 +626,7 @@ class Pipeline:
         thumbs = [thumbnail_jpeg(im) if self.settings.thumbnails else None for im in images]
         ids = self.store.add_examples(class_id, embeddings, thumbs, burst=self.store.new_burst())
         self.learner.add(class_id, embeddings, ids)
+        self.metrics.examples.inc(len(ids))
         self._changed()
         return len(ids)
 
@@ -712,6 +743,7 @@ class Pipeline:
     def _training_done(self, learner: Learner, head) -> None:
         report = head.report
         self._training = None
+        self.metrics.trainings.labels(learner.name).inc()
         self._last_training = {
             "state": "done",
             "method": learner.name,
@@ -732,13 +764,122 @@ class Pipeline:
 
     def _training_failed(self, message: str) -> None:
         self._training = None
-        self.errors += 1
+        self._error()
         self.emit("training", {"state": "failed", "message": message})
         self.emit("error", {"code": "training_failed", "message": f"Training failed: {message}"})
 
+    # ----- exhibit mode -------------------------------------------------------------------
+    def wake(self) -> None:
+        """A visitor touched the screen: the attract screen goes away."""
+        self.call(lambda: None)  # call() itself counts as activity
+
+    def operator_settings(self) -> dict:
+        return dict(self._exhibit().config.values)
+
+    def update_operator_settings(self, changes: dict) -> dict:
+        """Saves the operator's changes and applies those that can change live.
+
+        Returns:
+          ``{"settings": {...}, "restart_needed": bool}``: a new camera or privacy choice takes
+          effect at the next start.
+        """
+        exhibit = self._exhibit()
+        try:
+            values = exhibit.config.update(changes)
+        except exhibit_mod.OperatorError as e:
+            raise ServiceError("bad_setting", str(e)) from None
+        self.call(self._apply_operator, values)
+        restart = "camera" in changes or (
+            "keep_visitor_data" in changes and values["keep_visitor_data"] == exhibit.privacy
+        )
+        return {"settings": values, "restart_needed": bool(restart)}
+
+    def save_preset(self) -> dict:
+        """The current project becomes the operator's preset (what idle resets restore)."""
+        config = self._exhibit().config
+        data = self.export_project()
+        exhibit_mod.save_preset(config, data)
+        self._preset = self._load_preset()
+        self.call(self._refresh_state)
+        return {"classes": len(self._preset.classes), "examples": self._preset.examples}
+
+    def restore_preset(self) -> dict:
+        self._exhibit()
+        return self.call(self._reset_to_preset, "operator")
+
+    def _exhibit(self):
+        if self.exhibit is None:
+            raise ServiceError("not_exhibit", "The kiosk is not in exhibit mode (--exhibit).", 404)
+        return self.exhibit
+
+    def _load_preset(self):
+        data = exhibit_mod.preset_bytes(self.exhibit.config)
+        if data is None:
+            return None
+        limits = bundle.Limits(max_examples=self.settings.max_examples)
+        try:
+            return bundle.read_bundle(data, running=self.extractor_id, limits=limits)
+        except bundle.BundleError as e:
+            log.error("the operator's preset cannot be used (%s): idle resets empty the kiosk", e)
+            return None
+
+    def _apply_operator(self, values: dict) -> None:
+        if values.get("smoothing") is not None:
+            self.smoothing = values["smoothing"]
+        self.learner_options = {"unknown_quantile": values["unknown_quantile"]}
+        if getattr(self, "learner", None) is not None:
+            self.learner.unknown_quantile = values["unknown_quantile"]
+            self.learner._thresholds = None
+            if values.get("method") in METHODS and values["method"] != self.learner.name:
+                self._set_method(values["method"])
+        if self.exhibit is not None:
+            self.exhibit.timer.timeout = values["idle_minutes"] * 60.0
+        if getattr(self, "_state_cache", None):
+            self._refresh_state()
+
+    def _exhibit_tick(self) -> None:
+        exhibit = self.exhibit
+        if self._touched:
+            self._touched = False
+            exhibit.timer.touch()
+            if exhibit.attract:
+                exhibit.attract = False
+                self._refresh_state()
+        elif exhibit.timer.expired() and not self._recorders:
+            log.info("no touch for %.0f s: resetting for the next visitor", exhibit.timer.timeout)
+            self._reset_to_preset("idle")
+
+    def _reset_to_preset(self, reason: str) -> dict:
+        if self._preset is not None:
+            result = self._import_project(self._preset)
+            self.metrics.resets.labels(reason).inc()
+        else:
+            self._reset(reason)
+            result = {"classes": 0, "examples": 0, "method": self.learner.name}
+        self.exhibit.attract = True
+        self._refresh_state()
+        return result
+
+    def _notices(self) -> list:
+        notices = []
+        if self.settings.tpu != "off" and self.extractor.backend != "edgetpu":
+            notices.append(
+                {
+                    "code": "no_edgetpu",
+                    "message": "No Edge TPU: the camera runs on the CPU (slower).",
+                }
+            )
+        if self.exhibit is not None and self.exhibit.privacy:
+            notices.append({"code": "privacy", "message": "Nothing you show the camera is saved."})
+        return notices
+
+    def _error(self) -> None:
+        self.errors += 1
+        self.metrics.errors.inc()
+
     # ----- state --------------------------------------------------------------------------
     def _rebuild(self, method: str) -> Learner:
-        learner = make_learner(method)
+        learner = make_learner(method, **self.learner_options)
         rows = self.store.classes()
         for row in rows:
             learner.add_class(row.id)
@@ -757,7 +898,14 @@ class Pipeline:
         public = {
             "version": self._version,
             "classes": [
-                {"id": r.id, "name": r.name, "color": r.color, "examples": r.examples} for r in rows
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "color": r.color,
+                    "examples": r.examples,
+                    "recent": self.store.recent_examples(r.id, RECENT_THUMBNAILS),
+                }
+                for r in rows
             ],
             "method": self.learner.name,
             "needs_training": bool(self.learner.needs_fit),
@@ -777,6 +925,8 @@ class Pipeline:
             },
             "thumbnails": self.settings.thumbnails,
             "pin_required": self.settings.pin is not None,
+            "exhibit": self.exhibit.public() if self.exhibit is not None else None,
+            "notices": self._notices(),
         }
         self._state_cache = {"public": public, "names": {r.id: r.name for r in rows}}
         if broadcast:

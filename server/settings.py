@@ -80,6 +80,10 @@ class Settings:
             self.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"),
             "--log-level must be DEBUG, INFO, WARNING or ERROR",
         )
+        _check(
+            not self.exhibit or self.pin is not None,
+            "--exhibit needs --pin: the operator's page and actions are behind it",
+        )
         if self.model is not None:
             _check(Path(self.model).is_file(), f"--model {self.model} is not a file")
 

@@ -35,6 +35,10 @@ def init_web(app: Flask, *, pipeline, settings, camera) -> tuple:
     def index():
         return render_template("index.html")
 
+    @app.get("/operator")
+    def operator():
+        return render_template("operator.html")
+
     @app.after_request
     def security_headers(response):
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)

@@ -23,6 +23,11 @@
                                            → ``{"classes", "examples", "method"}``
 ``GET /api/join``                          ``{"urls": ["http://192.168.1.20:5000/"]}``
 ``GET /api/join.svg``                      a QR code of the first of those URLs
+``GET /metrics``                           Prometheus text format
+``GET|PUT /api/operator``                  exhibit mode: the operator's settings (``X-Pin``)
+``POST /api/operator/preset``              the current project becomes the preset (``X-Pin``)
+``POST /api/operator/preset/restore``      back to the preset now (``X-Pin``)
+``POST /api/operator/restart``             restart the server process (``X-Pin``)
 ``GET /healthz``                           ``{"status": "ok", "backend", "camera", "fps",
                                            "clients", "classes", "examples"}``
 =========================================  ================================================
@@ -34,6 +39,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import threading
 import time
 from typing import List
 
@@ -272,3 +279,50 @@ def join_qr():
 @bp.get("/healthz")
 def healthz():
     return jsonify(_services().pipeline.health())
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus text format: frames, fps, latency histogram, backend, clients, ..."""
+    from server.metrics import CONTENT_TYPE
+
+    return _services().pipeline.metrics.render(), 200, {"Content-Type": CONTENT_TYPE}
+
+
+# ----- exhibit mode: the operator's actions, all behind the PIN ----------------------------
+def _operator():
+    services = _services()
+    check_pin(services.settings, request.headers.get("X-Pin"))
+    return services.pipeline
+
+
+@bp.get("/api/operator")
+def operator_settings():
+    pipeline = _operator()
+    return jsonify(
+        {"settings": pipeline.operator_settings(), "exhibit": pipeline.state()["exhibit"]}
+    )
+
+
+@bp.put("/api/operator")
+def update_operator_settings():
+    return jsonify(_operator().update_operator_settings(_json()))
+
+
+@bp.post("/api/operator/preset")
+def save_preset():
+    return jsonify(_operator().save_preset()), 201
+
+
+@bp.post("/api/operator/preset/restore")
+def restore_preset():
+    return jsonify(_operator().restore_preset())
+
+
+@bp.post("/api/operator/restart")
+def restart():
+    """Ends this worker process; gunicorn (or systemd) starts a fresh one."""
+    _operator()._exhibit()
+    log.warning("the operator asked for a restart")
+    threading.Timer(0.5, os._exit, args=(3,)).start()
+    return jsonify({"restarting": True}), 202

@@ -17,7 +17,11 @@ Server → client
          "backend": "cpu"|"edgetpu", "camera": {"status": "online"|"offline"|"starting",
          "reason": "...", "name": "folder:...", "notice": "..."}, "clients": 2,
          "limits": {"max_examples": 200, "record_interval_ms": 100}, "thumbnails": true,
-         "pin_required": false}
+         "pin_required": false, "exhibit": null | {"attract": true, "privacy": true,
+         "idle_minutes": 3, "preset": true}, "notices": [{"code": "no_edgetpu",
+         "message": "..."}]}
+
+    Each class also carries ``"recent": [ids]``, its newest example ids (thumbnails below).
 
     ``version`` increases with every state; a client keeps the highest it has seen.
 ``frame``
@@ -65,6 +69,7 @@ event               payload                                     answer
 ``set_method``      ``{"method": "backprop"}``                  ``{"ok"}``
 ``train``           ``{"method"?: "backprop"}``                 ``{"ok", "training"}``
 ``reset``           ``{"pin"?}``                                ``{"ok"}``
+``wake``            ``{}`` (a touch on the attract screen)       ``{"ok"}``
 ``frame``           binary JPEG (``browser`` camera only)       none
 ==================  ==========================================  ==========================
 
@@ -159,6 +164,7 @@ def register(socketio: SocketIO, pipeline, streamer, settings, camera) -> None:
         pipeline.reset()
 
     handler("reset", reset)
+    handler("wake", lambda d: pipeline.wake())
 
     @socketio.on("frame")
     def on_frame(data=None, *extra):
