@@ -192,7 +192,7 @@ def test_metrics_parse_as_prometheus_text(exhibit_app, digits_dir):
     )
     for _ in range(3):
         index = camera.show(np.full((64, 64, 3), 128, np.uint8))
-        wait_until(lambda: pipe.frames_processed > index)
+        wait_until(lambda index=index: pipe.frames_processed > index)
     body = http.get("/metrics")
     assert body.status_code == 200 and body.content_type.startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(body.data.decode())}
