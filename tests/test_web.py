@@ -358,3 +358,39 @@ def test_binary_events_are_sent_whole_when_threads_race():
     for i, item in enumerate(wire):
         if isinstance(item, str) and item.startswith("5"):  # a binary event's header
             assert isinstance(wire[i + 1], bytes), wire[i : i + 2]
+
+
+def test_one_page_at_a_time_sends_the_browser_camera(app_factory, extractor, tmp_path):
+    from server.hw.cameras import BrowserCamera
+
+    settings = Settings(data_dir=tmp_path / "b")
+    app = create_app(settings, camera=BrowserCamera(), extractor=extractor)
+    try:
+        http = app.test_client()
+        first, second = sio(app, http), sio(app, http)
+        frame = jpeg(np.full((48, 64, 3), 90, np.uint8))
+        first.emit("frame", frame)
+        second.get_received()
+        second.emit("frame", frame)
+        assert last(second.get_received(), "error")["code"] == "camera_taken"
+        first.disconnect()
+        second.emit("frame", frame)
+        assert not [r for r in second.get_received() if r["name"] == "error"]
+    finally:
+        app.extensions["teachable"].close()
+
+
+def test_thumbnails_revalidate_by_content(http, digit_jpegs):
+    cls = http.post("/api/classes", json={"name": "t"}).get_json()
+    http.post(
+        f"/api/classes/{cls['id']}/examples",
+        data={"image": (io.BytesIO(digit_jpegs(2, 1)[0]), "a.jpg")},
+        content_type="multipart/form-data",
+    )
+    example = http.get("/api/state").get_json()["classes"][0]["recent"][0]
+    first = http.get(f"/api/examples/{example}/thumbnail")
+    assert first.status_code == 200 and first.headers["Cache-Control"] == "no-cache"
+    again = http.get(
+        f"/api/examples/{example}/thumbnail", headers={"If-None-Match": first.headers["ETag"]}
+    )
+    assert again.status_code == 304

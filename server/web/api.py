@@ -37,6 +37,7 @@ Errors are ``{"error": {"code", "message"}}`` with a 4xx status; nothing changes
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
@@ -45,7 +46,7 @@ import time
 from typing import List
 
 import segno
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, make_response, request
 from PIL import Image, UnidentifiedImageError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -176,7 +177,12 @@ def thumbnail(example_id: int):
     jpeg = _services().pipeline.thumbnail(example_id)
     if jpeg is None:
         raise ServiceError("not_found", f"Example {example_id} has no thumbnail.", 404)
-    return jpeg, 200, {"Content-Type": "image/jpeg", "Cache-Control": "max-age=86400"}
+    # revalidated by content: ids restart with a new data directory on the same address
+    response = make_response(jpeg)
+    response.headers["Content-Type"] = "image/jpeg"
+    response.headers["Cache-Control"] = "no-cache"
+    response.set_etag(hashlib.sha1(jpeg).hexdigest())
+    return response.make_conditional(request)
 
 
 @bp.post("/api/train")

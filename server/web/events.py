@@ -81,6 +81,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from typing import Callable, Optional
 
 from flask import request
@@ -90,6 +91,8 @@ from server.pipeline import ServiceError
 from server.web.security import origin_allowed
 
 log = logging.getLogger(__name__)
+
+OWNER_TIMEOUT_S = 3.0
 
 
 def check_pin(settings, given) -> None:
@@ -110,6 +113,9 @@ def _payload(data) -> dict:
 
 def register(socketio: SocketIO, pipeline, streamer, settings, camera) -> None:
     """Registers every Socket.IO handler on ``socketio``."""
+    # one page at a time sends the browser camera's frames: the first that sends, until it
+    # stops for OWNER_TIMEOUT_S or leaves
+    owner = {"sid": None, "last": 0.0}
 
     def handler(event: str, fn: Callable[[dict], Optional[dict]]):
         def wrapped(data=None, *extra):
@@ -138,6 +144,8 @@ def register(socketio: SocketIO, pipeline, streamer, settings, camera) -> None:
 
     @socketio.on("disconnect")
     def on_disconnect(*args):
+        if owner["sid"] == request.sid:
+            owner["sid"] = None
         streamer.remove(request.sid)
         pipeline.client_disconnected(request.sid)
 
@@ -168,6 +176,17 @@ def register(socketio: SocketIO, pipeline, streamer, settings, camera) -> None:
 
     @socketio.on("frame")
     def on_frame(data=None, *extra):
+        now = time.monotonic()
+        if owner["sid"] not in (None, request.sid) and now - owner["last"] < OWNER_TIMEOUT_S:
+            emit(
+                "error",
+                {
+                    "code": "camera_taken",
+                    "message": "Another device is already sending its camera.",
+                },
+            )
+            return
+        owner.update(sid=request.sid, last=now)
         push = getattr(camera, "push", None)
         if push is None:
             emit(
