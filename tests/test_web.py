@@ -394,3 +394,34 @@ def test_thumbnails_revalidate_by_content(http, digit_jpegs):
         f"/api/examples/{example}/thumbnail", headers={"If-None-Match": first.headers["ETag"]}
     )
     assert again.status_code == 304
+
+
+@pytest.mark.parametrize(
+    "host, allowed",
+    [
+        ("localhost:5000", True),
+        ("127.0.0.1:5000", True),
+        ("192.168.1.20:5000", True),
+        ("[::1]:5000", True),
+        ("kiosk.lan:8080", True),  # an --allow-origin host
+        ("evil.example:5000", False),
+        ("evil.example", False),
+    ],
+)
+def test_requests_must_address_the_kiosk_by_its_own_names(app_factory, host, allowed):
+    app = app_factory(allow_origins=("http://kiosk.lan:8080",))
+    http = app.test_client()
+    r = http.get("/api/state", headers={"Host": host})
+    assert (r.status_code == 200) is allowed
+    if not allowed:
+        assert r.status_code == 421 and r.get_json()["error"]["code"] == "bad_host"
+        socket = sio(app, http, headers={"Host": host, "Origin": f"http://{host}"})
+        assert not socket.is_connected()
+
+
+def test_this_machines_own_name_is_accepted(http):
+    import socket
+
+    name = socket.gethostname()
+    assert http.get("/healthz", headers={"Host": f"{name}:5000"}).status_code == 200
+    assert http.get("/healthz", headers={"Host": f"{name.split('.')[0]}.local"}).status_code == 200

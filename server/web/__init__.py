@@ -14,7 +14,7 @@ from flask_socketio import SocketIO
 from werkzeug.exceptions import HTTPException
 
 from server.web import api, events
-from server.web.security import origin_allowed
+from server.web.security import host_allowed, origin_allowed
 from server.web.streamer import Streamer
 
 MAX_SOCKET_MESSAGE = 1024 * 1024
@@ -38,6 +38,20 @@ def init_web(app: Flask, *, pipeline, settings, camera) -> tuple:
     @app.get("/operator")
     def operator():
         return render_template("operator.html")
+
+    @app.before_request
+    def check_host():
+        # DNS rebinding: refuse requests addressed to a name that is not the kiosk's
+        if not host_allowed(request.environ, settings.allow_origins):
+            return jsonify(
+                {
+                    "error": {
+                        "code": "bad_host",
+                        "message": "Address the kiosk by its IP address or host name.",
+                    }
+                }
+            ), 421
+        return None
 
     @app.after_request
     def security_headers(response):
