@@ -465,12 +465,16 @@ def test_import_without_a_file_or_from_another_site_is_refused(app_factory, good
     assert r.status_code == 403
 
 
-def test_import_larger_than_the_photo_limit_is_accepted(app_factory, running):
-    app = app_factory(max_upload_mb=0.5)
+def test_import_obeys_the_upload_limit(app_factory, running, tmp_path):
     project = _project(running, classes=2, n=200)  # ~1.6 MB of embeddings
     data = bundle.write_bundle(project)
     assert len(data) > 512 * 1024
-    assert _post(app.test_client(), data).status_code == 200
+    small = app_factory(max_upload_mb=0.5)
+    refused = _post(small.test_client(), data)
+    assert (
+        refused.status_code == 413 and "--max-upload-mb" in refused.get_json()["error"]["message"]
+    )
+    assert small.extensions["teachable"].pipeline.state()["classes"] == []
 
 
 class FailingStore(Store):

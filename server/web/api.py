@@ -232,17 +232,17 @@ def export_project():
 
 @bp.post("/api/project")
 def import_project():
-    check_pin(_services().settings, request.headers.get("X-Pin"))
-    limit = bundle.Limits().max_bytes
-    try:
-        request.max_content_length = limit + 64 * 1024  # a project may exceed photo uploads
-    except AttributeError:  # Flask < 3.1: the app-wide --max-upload-mb applies
-        limit = min(limit, _services().settings.max_upload_bytes)
+    settings = _services().settings
+    check_pin(settings, request.headers.get("X-Pin"))
+    # the --max-upload-mb limit (8 MB: about 2,400 examples with thumbnails) holds here too
+    limit = min(bundle.Limits().max_bytes, settings.max_upload_bytes)
     try:
         files = request.files.getlist("file")
     except RequestEntityTooLarge:
         raise ServiceError(
-            "too_large", f"A project file can have at most {limit / bundle.MIB:g} MB.", 413
+            "too_large",
+            f"A project file can have at most {limit / bundle.MIB:g} MB (--max-upload-mb).",
+            413,
         ) from None
     if len(files) != 1:
         raise ServiceError("no_file", "Send the project file as one multipart field 'file'.")
