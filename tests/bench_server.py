@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import requests
-import socketio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from server import models  # noqa: E402
 from server.hw.extractor import open_extractor, preprocess  # noqa: E402
 
-from liveserver import Server  # noqa: E402
+from liveserver import Server, in_order_client  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 DIGITS = SHARED / "data" / "sign-language-digits"
@@ -45,7 +44,7 @@ class Viewer:
     """A client that counts frames and collects prediction latencies."""
 
     def __init__(self, url: str, ack: bool = True):
-        self.sio = socketio.Client(reconnection=False)
+        self.sio = in_order_client(reconnection=False)
         self.frames = 0
         self.latencies = []
         self.counting = False

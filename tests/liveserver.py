@@ -103,3 +103,25 @@ def eventually(predicate, timeout=20.0, what="condition"):
             return
         time.sleep(0.05)
     raise AssertionError(f"{what} not met within {timeout} s")
+
+
+def in_order_client(**kwargs):
+    """A python-socketio client that handles messages in the order they arrive.
+
+    python-socketio's threaded client hands every Engine.IO message to a new thread, so the
+    two halves of a binary event (our ``frame``: a header, then the JPEG) can be reassembled
+    out of order and fail to decode; a browser's client never does that. This one handles each
+    message on the reading thread, as a browser does.
+    """
+    import socketio
+
+    client = socketio.Client(**kwargs)
+    trigger = client.eio._trigger_event
+
+    def in_order(event, *args, **options):
+        if event == "message":
+            options["run_async"] = False
+        return trigger(event, *args, **options)
+
+    client.eio._trigger_event = in_order
+    return client

@@ -9,9 +9,8 @@ import time
 
 import pytest
 import requests
-import socketio
 
-from liveserver import ROOT, Server, eventually
+from liveserver import ROOT, Server, eventually, in_order_client
 
 
 @pytest.fixture
@@ -30,7 +29,7 @@ class Client:
     """A python-socketio client that records what it receives and acks frames (or not)."""
 
     def __init__(self, url, ack=True):
-        self.sio = socketio.Client(reconnection=False)
+        self.sio = in_order_client(reconnection=False)
         self.states, self.frames, self.errors = [], [], []
         self.release = threading.Event()
         self.sio.on("state", self.states.append)
@@ -87,7 +86,12 @@ def test_a_client_that_never_acknowledges_does_not_hold_up_the_others(server):
         # the slow client has at most the two unacknowledged frames; the fast one keeps going
         assert len(slow.frames) <= 2
         assert len(fast.frames) - before >= 20
-        eventually(lambda: not slow.sio.connected, timeout=25, what="the slow client dropped")
+        # the server drops it (its own reading thread is stuck, as a frozen phone's would be)
+        eventually(
+            lambda: requests.get(server.url + "/healthz").json()["clients"] == 1,
+            timeout=25,
+            what="the server drops the slow client",
+        )
         assert fast.sio.connected
     finally:
         fast.close(), slow.close()
