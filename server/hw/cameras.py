@@ -28,7 +28,7 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Callable, List, NamedTuple, Optional, Tuple, Union
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -644,6 +644,7 @@ class FolderCamera(Camera):
     """
 
     detect_frozen = False  # a folder may hold one image, or the same image twice
+    cache_bytes = 256 * 1024 * 1024  # decoded frames kept, so replaying costs no decoding
 
     def __init__(
         self,
@@ -659,6 +660,8 @@ class FolderCamera(Camera):
         self._files: List[Path] = []
         self._position = 0
         self._unreadable: set = set()
+        self._decoded: Dict[Path, np.ndarray] = {}
+        self._decoded_bytes = 0
 
     def _open(self) -> None:
         files = _list_images(self.root)
@@ -666,6 +669,7 @@ class FolderCamera(Camera):
             raise CameraError(f"no images in {self.root}")
         if files != self._files:
             self._files, self._position = files, 0
+            self._decoded, self._decoded_bytes = {}, 0
 
     def _read(self) -> Optional[np.ndarray]:
         for _ in range(len(self._files)):
@@ -673,8 +677,16 @@ class FolderCamera(Camera):
             self._position = (self._position + 1) % len(self._files)
             if path in self._unreadable:
                 continue
+            cached = self._decoded.get(path)
+            if cached is not None:
+                return cached
             try:
-                return _load_rgb(path, self.size)
+                image = _load_rgb(path, self.size)
+                if self._decoded_bytes + image.nbytes <= self.cache_bytes:
+                    image.setflags(write=False)
+                    self._decoded[path] = image
+                    self._decoded_bytes += image.nbytes
+                return image
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
                 self._unreadable.add(path)
                 log.warning("skipping the unreadable image %s: %s", path, e)
