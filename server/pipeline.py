@@ -509,6 +509,10 @@ class Pipeline:
         }
 
     @property
+    def training_running(self) -> bool:
+        return self._training is not None
+
+    @property
     def fps(self) -> float:
         times = list(self._frame_times)
         if len(times) < 2 or self.clock() - times[-1] > 2.0:

@@ -425,3 +425,34 @@ def test_this_machines_own_name_is_accepted(http):
     name = socket.gethostname()
     assert http.get("/healthz", headers={"Host": f"{name}:5000"}).status_code == 200
     assert http.get("/healthz", headers={"Host": f"{name.split('.')[0]}.local"}).status_code == 200
+
+
+def test_packets_with_more_than_one_attachment_are_refused(app):
+    from server.web import OneAttachmentPacket
+
+    socketio = app.extensions["teachable"].socketio
+    assert socketio.server.packet_class is OneAttachmentPacket
+    assert OneAttachmentPacket(encoded_packet='51-["frame",{"_placeholder":true,"num":0}]')
+    with pytest.raises(ValueError, match="1000000000 attachments"):
+        OneAttachmentPacket(encoded_packet='51000000000-["frame",{"_placeholder":true,"num":0}]')
+
+
+def test_a_flood_of_events_is_slowed_down_not_queued(app, http, monkeypatch):
+    from server.web import events
+
+    monkeypatch.setattr(events, "EVENTS_PER_S", 0.001)  # no refill during the test
+    client = sio(app, http)
+    answers = [client.emit("undo", {}, callback=True) for _ in range(100)]
+    codes = [a["error"]["code"] for a in answers]
+    assert codes[:40] == ["nothing_to_undo"] * 40  # the burst is served
+    assert codes[40:] == ["slow_down"] * 60  # then answered at once, never queued
+
+
+def test_token_bucket_refills_at_its_rate():
+    from server.web.events import TokenBucket
+
+    now = [0.0]
+    bucket = TokenBucket(rate=2.0, burst=3, clock=lambda: now[0])
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    now[0] += 1.0
+    assert [bucket.take() for _ in range(3)] == [True, True, False]

@@ -6,16 +6,20 @@ imports Flask.
 
 from __future__ import annotations
 
+import logging
 import threading
 from functools import partial
 
 from flask import Flask, jsonify, render_template, request
 from flask_socketio import SocketIO
+from socketio import packet as sio_packet
 from werkzeug.exceptions import HTTPException
 
 from server.web import api, events
 from server.web.security import host_allowed, origin_allowed
 from server.web.streamer import Streamer
+
+log = logging.getLogger(__name__)
 
 MAX_SOCKET_MESSAGE = 1024 * 1024
 CONTENT_SECURITY_POLICY = (
@@ -68,9 +72,11 @@ def init_web(app: Flask, *, pipeline, settings, camera) -> tuple:
             ), e.code
         return e
 
+    _refuse_websocket_compression()
     socketio = SocketIO(
         app,
         async_mode="threading",
+        serializer=OneAttachmentPacket,
         async_handlers=False,  # one thread per connection, never one per event
         cors_allowed_origins=partial(origin_allowed, allowed=settings.allow_origins),
         max_http_buffer_size=MAX_SOCKET_MESSAGE,
@@ -78,6 +84,7 @@ def init_web(app: Flask, *, pipeline, settings, camera) -> tuple:
         ping_timeout=10,
     )
     _serialize_sends(socketio.server)
+    _drop_undecodable_clients(socketio.server)
     streamer = Streamer(pipeline, socketio.server, settings)
     pipeline.emit = socketio.emit
     events.register(socketio, pipeline, streamer, settings, camera)
@@ -105,3 +112,48 @@ def _serialize_sends(server) -> None:
 
     server._send_packet = locked_send_packet
     server._send_eio_packet = locked_send_eio_packet
+
+
+class OneAttachmentPacket(sio_packet.Packet):
+    """Socket.IO packets that may carry at most one binary attachment.
+
+    Only ``frame`` is binary, with one JPEG; a header claiming more (say 10⁹) would make the
+    server buffer every later message as an attachment. Decoding one raises, which closes the
+    connection.
+    """
+
+    def decode(self, encoded_packet):
+        count = super().decode(encoded_packet)
+        if (count or 0) > 1:
+            raise ValueError(f"a packet with {count} attachments: at most 1 is accepted")
+        return count
+
+
+def _refuse_websocket_compression() -> None:
+    """Never negotiate permessage-deflate: frames are JPEGs (compression gains nothing), and
+    wsproto inflates a whole frame at once, so 200 KB could expand to 200 MB before the 1 MB
+    message limit is checked."""
+    import simple_websocket.ws
+    from wsproto.extensions import PerMessageDeflate
+
+    class Declined(PerMessageDeflate):
+        def accept(self, offer):
+            return None
+
+    simple_websocket.ws.PerMessageDeflate = Declined
+
+
+def _drop_undecodable_clients(server) -> None:
+    """A client that sends a packet that does not decode (bad JSON, a bad type, more than one
+    attachment) is broken or hostile: disconnect it with one log line, not a traceback."""
+    handle = server._handle_eio_message
+
+    def handle_or_drop(eio_sid, data):
+        try:
+            return handle(eio_sid, data)
+        except ValueError as e:
+            log.warning("disconnecting a client that sent an undecodable packet: %s", e)
+            server.eio.disconnect(eio_sid)
+            return None
+
+    server.eio.on("message", handle_or_drop)

@@ -93,6 +93,26 @@ from server.web.security import origin_allowed
 log = logging.getLogger(__name__)
 
 OWNER_TIMEOUT_S = 3.0
+EVENTS_PER_S = 20.0  # sustained events a connection may send (a held button sends 2)
+EVENT_BURST = 40
+SLOW_DOWN = {"code": "slow_down", "message": "Too many requests at once; slow down."}
+
+
+class TokenBucket:
+    """Allows ``rate`` events a second on average, ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: float, clock=time.monotonic):
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.tokens, self.last = burst, clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 def check_pin(settings, given) -> None:
@@ -117,8 +137,14 @@ def register(socketio: SocketIO, pipeline, streamer, settings, camera) -> None:
     # stops for OWNER_TIMEOUT_S or leaves
     owner = {"sid": None, "last": 0.0}
 
+    buckets = {}  # sid -> TokenBucket: a flood from one page must not queue up on the pipeline
+
     def handler(event: str, fn: Callable[[dict], Optional[dict]]):
         def wrapped(data=None, *extra):
+            bucket = buckets.setdefault(request.sid, TokenBucket(EVENTS_PER_S, EVENT_BURST))
+            if event != "train" and not bucket.take():
+                # answered through the acknowledgement only: a flood gets no extra messages
+                return {"ok": False, "error": SLOW_DOWN}
             try:
                 result = fn(_payload(data)) or {}
             except ServiceError as e:
@@ -144,6 +170,7 @@ def register(socketio: SocketIO, pipeline, streamer, settings, camera) -> None:
 
     @socketio.on("disconnect")
     def on_disconnect(*args):
+        buckets.pop(request.sid, None)
         if owner["sid"] == request.sid:
             owner["sid"] = None
         streamer.remove(request.sid)
@@ -165,7 +192,15 @@ def register(socketio: SocketIO, pipeline, streamer, settings, camera) -> None:
     handler("undo", lambda d: {"removed": pipeline.undo()})
     handler("delete_example", lambda d: pipeline.delete_example(d.get("example_id")))
     handler("set_method", lambda d: pipeline.set_method(d.get("method")))
-    handler("train", lambda d: {"training": pipeline.train(d.get("method"))})
+
+    def train(d):
+        if not buckets[request.sid].take() and not pipeline.training_running:
+            raise ServiceError(**SLOW_DOWN, status=429)
+        if pipeline.training_running:  # answered here, never queued behind other commands
+            raise ServiceError("busy", "A training is already running; wait for it to finish.", 409)
+        return {"training": pipeline.train(d.get("method"))}
+
+    handler("train", train)
 
     def reset(d):
         check_pin(settings, d.get("pin"))
