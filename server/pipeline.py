@@ -322,11 +322,16 @@ class Pipeline:
         self._commands.put((fn, args, future))
         return future
 
-    def call(self, fn: Callable, *args, timeout: float = 10.0):
-        """``submit`` and wait: the result, or the ServiceError the command raised."""
+    def call(self, fn: Callable, *args, timeout: float = 10.0, touch: bool = True):
+        """``submit`` and wait: the result, or the ServiceError the command raised.
+
+        ``touch``: the call counts as a visitor's activity (exhibit mode's idle timer and
+        attract screen); the operator's own actions pass False.
+        """
         if not self.running and threading.current_thread() is not self._thread:
             raise ServiceError("not_running", "The camera pipeline is not running.", 503)
-        self._touched = True  # somebody is using the kiosk (exhibit mode's idle timer)
+        if touch:
+            self._touched = True  # somebody is using the kiosk (exhibit mode's idle timer)
         try:
             return self.submit(fn, *args).result(timeout)
         except concurrent.futures.TimeoutError:
@@ -431,9 +436,9 @@ class Pipeline:
             raise ServiceError("model_missing", f"Cannot read {path}: {e}", 503) from None
         return export.Exported(tflite, export.labels_txt(names), head, names)
 
-    def export_project(self) -> bytes:
+    def export_project(self, touch: bool = True) -> bytes:
         """The whole project as a bundle (``server.bundle``)."""
-        rows, ids, class_ids, x, method = self.call(self._project_snapshot)
+        rows, ids, class_ids, x, method = self.call(self._project_snapshot, touch=touch)
         classes = []
         for row in rows:
             mask = class_ids == row.id
@@ -792,7 +797,7 @@ class Pipeline:
             values = exhibit.config.update(changes)
         except exhibit_mod.OperatorError as e:
             raise ServiceError("bad_setting", str(e)) from None
-        self.call(self._apply_operator, values)
+        self.call(self._apply_operator, values, touch=False)
         restart = "camera" in changes or (
             "keep_visitor_data" in changes and values["keep_visitor_data"] == exhibit.privacy
         )
@@ -801,15 +806,15 @@ class Pipeline:
     def save_preset(self) -> dict:
         """The current project becomes the operator's preset (what idle resets restore)."""
         config = self._exhibit().config
-        data = self.export_project()
+        data = self.export_project(touch=False)
         exhibit_mod.save_preset(config, data)
         self._preset = self._load_preset()
-        self.call(self._refresh_state)
+        self.call(self._refresh_state, touch=False)
         return {"classes": len(self._preset.classes), "examples": self._preset.examples}
 
     def restore_preset(self) -> dict:
         self._exhibit()
-        return self.call(self._reset_to_preset, "operator")
+        return self.call(self._reset_to_preset, "operator", touch=False)
 
     def _exhibit(self):
         if self.exhibit is None:

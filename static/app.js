@@ -1,20 +1,19 @@
 // The kiosk page: wires the Socket.IO protocol (see server/web/events.py) to the page's parts.
 
-import { call, socket } from "./connection.js";
+import { initAttract, renderAttract } from "./attract.js";
 import {
-  forgetAllStrips,
+  forgetStrips,
   initCards,
-  noteExamples,
   relabelCards,
   renderCards,
   showSkipHint,
   stopRecording,
 } from "./classes.js";
+import { call, socket } from "./connection.js";
 import { $ } from "./dom.js";
 import { language, onLanguageChange, setLanguage, startLanguage, t } from "./i18n.js";
 import {
   forgetPrediction,
-  onNearestExamples,
   refreshPrediction,
   renderClasses,
   renderPrediction,
@@ -25,6 +24,7 @@ import {
   refreshJoin,
   relabelStatus,
   renderFps,
+  renderNotices,
   renderStatus,
   setConnected,
   setLatency,
@@ -50,12 +50,15 @@ function applyState(next) {
     version = next.version;
   }
   state = next;
+  renderAttract(next);
   renderCards(next);
   renderClasses(next);
   renderTraining(next);
   renderStatus(next);
+  renderNotices(next);
   renderProject(next);
   renderCamera(next.camera);
+  $("#reset").hidden = !!next.exhibit; // exhibit mode: starting over is the operator's
 }
 
 // ----- the protocol -------------------------------------------------------------------------
@@ -72,7 +75,7 @@ socket.on("disconnect", () => {
   // a restarted server counts versions and frames from the start again
   version = -1;
   resetFrames();
-  forgetAllStrips();
+  forgetStrips();
   forgetTraining();
   forgetPrediction();
   banner.hidden = false;
@@ -117,7 +120,7 @@ initTraining();
 initStatus();
 initProject();
 initView({ send: (buffer) => socket.emit("frame", buffer), connected: () => socket.connected });
-onNearestExamples(noteExamples);
+initAttract();
 
 $("#lang").addEventListener("click", () => setLanguage(language() === "en" ? "ja" : "en"));
 onLanguageChange(() => {
@@ -126,6 +129,7 @@ onLanguageChange(() => {
   relabelTraining();
   relabelStatus();
   relabelView();
+  if (state) renderNotices(state);
 });
 
 $("#undo").addEventListener("click", async () => {
@@ -144,8 +148,7 @@ $("#reset").addEventListener("click", async () => {
     needsPin,
   });
   if (!ok) return;
-  const answer = await call("reset", needsPin ? { pin: ok.pin } : {});
-  if (answer.ok) forgetAllStrips();
+  await call("reset", needsPin ? { pin: ok.pin } : {});
 });
 
 /**

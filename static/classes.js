@@ -1,20 +1,21 @@
-// One card per class: its name (rename in place), marker, example count, recent thumbnails
-// (tap to delete), the hold-to-record button, clear and delete; and the "add class" card.
+// One card per class: its name (rename in place), marker, example count, its newest examples
+// (`state.classes[i].recent`, tap one to delete it), the hold-to-record button, clear and
+// delete; and the "add class" card.
 
 import { call } from "./connection.js";
 import { $, fromTemplate, letterFor, paintClass, setAttr, setMarker, setText } from "./dom.js";
 import { t } from "./i18n.js";
 import { confirmAction, toast } from "./ui.js";
 
-const STRIP_SIZE = 6;
 const HINT_MS = 2500;
+const THUMB_PX = 56; // .thumb-button in style.css
+const THUMB_GAP_PX = 6; // .strip gap
 
 const list = $("#cards");
 const addSlot = list.querySelector(".add-slot");
 const addButton = $("#add-class");
 
 const cards = new Map(); // class id → card parts
-const strips = new Map(); // class id → recent example ids, newest first (from predictions)
 let state = null;
 
 // ----- recording --------------------------------------------------------------------------
@@ -121,6 +122,8 @@ function makeCard(cls) {
     delText: node.querySelector(".delete-text"),
     hintTimer: 0,
     stripKey: null,
+    fits: Infinity, // how many thumbnails fit on one row of the strip
+    deleted: new Set(), // example ids deleted here, until a state without them arrives
     cls,
   };
   node.dataset.classId = String(cls.id);
@@ -149,6 +152,7 @@ function makeCard(cls) {
   card.name.addEventListener("blur", commit);
 
   bindRecordButton(card.record, cls.id);
+  stripSizes.observe(card.strip);
 
   card.clear.addEventListener("click", async () => {
     const { name, examples } = card.cls;
@@ -158,8 +162,7 @@ function makeCard(cls) {
       ok: t("confirm_clear_ok"),
     });
     if (!ok) return;
-    const answer = await call("clear_class", { class_id: card.id });
-    if (answer.ok) forgetStrip(card.id);
+    await call("clear_class", { class_id: card.id });
   });
   card.del.addEventListener("click", async () => {
     const { name, examples } = card.cls;
@@ -179,7 +182,6 @@ function makeCard(cls) {
 }
 
 function updateCard(card, cls, index) {
-  const previous = card.cls;
   card.cls = cls;
   paintClass(card.node, cls.color, index);
   setMarker(card.marker, index);
@@ -199,8 +201,6 @@ function updateCard(card, cls, index) {
   setText(card.delText, t("delete"));
   if (!card.node.classList.contains("is-recording")) setText(card.recordText, t("hold_to_record"));
   card.clear.disabled = cls.examples === 0;
-  // examples went away (undo, clear, another device): the strip may show deleted ones
-  if (previous && cls.examples < previous.examples) forgetStrip(cls.id);
   const remote = (state.recording || []).includes(cls.id) && !(recorder.active && recorder.active.classId === cls.id);
   card.remote.hidden = !remote;
   setText(card.remote, remote ? t("someone_recording") : "");
@@ -224,12 +224,22 @@ export function renderCards(newState) {
   for (const [id, card] of cards) {
     if (!seen.has(id)) {
       if (recorder.active && recorder.active.classId === id) recorder.stop(false);
+      stripSizes.unobserve(card.strip);
       card.node.remove();
       cards.delete(id);
-      strips.delete(id);
     }
   }
   list.append(addSlot); // the "add class" card stays last
+}
+
+/** Drops a class name being typed (its visitor left): nothing is sent to the server. */
+export function abandonEditing() {
+  for (const card of cards.values()) {
+    if (document.activeElement === card.name) {
+      card.name.value = card.cls.name;
+      card.name.blur(); // commits nothing: the name is unchanged
+    }
+  }
 }
 
 /** Re-labels every card after a language switch. */
@@ -239,77 +249,95 @@ export function relabelCards() {
 
 // ----- thumbnails ---------------------------------------------------------------------------
 
-/** Adds example ids seen as the nearest of `classId` to the front of its strip. */
-export function noteExamples(classId, ids) {
-  const strip = strips.get(classId) || [];
-  const fresh = ids.filter((id) => !strip.includes(id));
-  if (!fresh.length) return;
-  strips.set(classId, [...fresh, ...strip].slice(0, STRIP_SIZE));
-  const card = cards.get(classId);
-  if (card) renderStrip(card);
-}
-
-function forgetStrip(classId) {
-  strips.delete(classId);
-  const card = cards.get(classId);
-  if (card) renderStrip(card);
-}
-
-export function forgetAllStrips() {
-  strips.clear();
-  for (const card of cards.values()) renderStrip(card);
-}
-
-function dropExample(exampleId) {
-  for (const [classId, ids] of strips) {
-    if (ids.includes(exampleId)) {
-      strips.set(classId, ids.filter((id) => id !== exampleId));
-      const card = cards.get(classId);
-      if (card) renderStrip(card);
+// only whole thumbnails show: the strip is one row, and those that do not fit are left out
+// (hidden, so that no keyboard focus lands on a clipped one)
+const stripSizes = new ResizeObserver((entries) => {
+  for (const entry of entries) {
+    const card = cards.get(Number(entry.target.closest(".card").dataset.classId));
+    if (!card) continue;
+    const width = entry.contentRect.width;
+    const fits = Math.max(1, Math.floor((width + THUMB_GAP_PX) / (THUMB_PX + THUMB_GAP_PX)));
+    if (fits !== card.fits) {
+      card.fits = fits;
+      fitStrip(card);
     }
   }
+});
+
+function fitStrip(card) {
+  [...card.strip.children].forEach((button, index) => {
+    button.hidden = index >= card.fits;
+  });
 }
 
+/** The card's newest examples, from the state: newest first, tap one to delete it. */
 function renderStrip(card) {
   const show = !state || state.thumbnails !== false;
-  const ids = show ? strips.get(card.id) || [] : [];
+  const recent = Array.isArray(card.cls.recent) ? card.cls.recent : [];
+  for (const id of card.deleted) if (!recent.includes(id)) card.deleted.delete(id); // caught up
+  const ids = show ? recent.filter((id) => !card.deleted.has(id)) : [];
   card.strip.hidden = !show;
   card.stripEmpty.hidden = !show || ids.length > 0;
   setText(card.stripEmpty, t("strip_empty"));
   const key = `${ids.join(",")}|${document.documentElement.lang}`;
   if (key === card.stripKey) return;
   card.stripKey = key;
+  const have = new Map([...card.strip.children].map((button) => [button.dataset.exampleId, button]));
   card.strip.replaceChildren(
     ...ids.map((id) => {
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "thumb-button";
-      button.setAttribute("role", "listitem");
-      button.setAttribute("aria-label", t("delete_example_label"));
-      const img = document.createElement("img");
-      img.className = "thumb";
-      img.alt = "";
-      img.width = 56;
-      img.height = 56;
-      img.decoding = "async";
-      img.src = `/api/examples/${Number(id)}/thumbnail`;
-      img.addEventListener("error", () => dropExample(id));
-      const badge = document.createElement("span");
-      badge.className = "thumb-x";
-      badge.setAttribute("aria-hidden", "true");
-      badge.textContent = "×";
-      button.append(img, badge);
-      button.addEventListener("click", async () => {
-        button.disabled = true;
-        const answer = await call("delete_example", { example_id: id });
-        if (answer.ok) {
-          dropExample(id);
-          toast(t("example_deleted"));
-        } else button.disabled = false;
-      });
-      return button;
+      const kept = have.get(String(id)); // keep loaded images: no flicker while recording
+      if (kept) {
+        kept.setAttribute("aria-label", t("delete_example_label"));
+        return kept;
+      }
+      return thumbButton(card, id);
     }),
   );
+  fitStrip(card);
+}
+
+/** After losing the server: a restarted kiosk may reuse example ids for other pictures. */
+export function forgetStrips() {
+  for (const card of cards.values()) {
+    card.stripKey = null;
+    card.strip.replaceChildren();
+  }
+}
+
+function thumbButton(card, id) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "thumb-button";
+  button.dataset.exampleId = String(id);
+  button.setAttribute("role", "listitem");
+  button.setAttribute("aria-label", t("delete_example_label"));
+  const img = document.createElement("img");
+  img.className = "thumb";
+  img.alt = "";
+  img.width = THUMB_PX;
+  img.height = THUMB_PX;
+  img.decoding = "async";
+  img.src = `/api/examples/${Number(id)}/thumbnail`;
+  img.addEventListener("error", () => {
+    button.remove(); // gone since (deleted elsewhere, or a restarted kiosk)
+    fitStrip(card);
+  });
+  const badge = document.createElement("span");
+  badge.className = "thumb-x";
+  badge.setAttribute("aria-hidden", "true");
+  badge.textContent = "×";
+  button.append(img, badge);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    const answer = await call("delete_example", { example_id: id });
+    if (answer.ok) {
+      card.deleted.add(id);
+      card.stripKey = null;
+      renderStrip(card);
+      toast(t("example_deleted"));
+    } else button.disabled = false;
+  });
+  return button;
 }
 
 // ----- hints and the "add class" card -----------------------------------------------------

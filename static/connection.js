@@ -40,27 +40,3 @@ export function call(event, payload = {}, { quiet = false } = {}) {
     });
   });
 }
-
-/** GET/POST helper for the REST API: the parsed JSON, or throws `{code, message}`. */
-export async function fetchJson(url, options = {}) {
-  let response;
-  try {
-    response = await fetch(url, { cache: "no-store", ...options });
-  } catch {
-    throw { code: "offline", message: t("error_offline") };
-  }
-  if (!response.ok) throw await errorOf(response);
-  if (response.status === 204) return null;
-  return response.json();
-}
-
-/** The `{code, message}` of a failed response (`{"error": {...}}`), or a generic one. */
-export async function errorOf(response) {
-  try {
-    const body = await response.json();
-    if (body && body.error && body.error.message) return body.error;
-  } catch {
-    // not JSON: a proxy or an endpoint that does not exist yet
-  }
-  return { code: `http_${response.status}`, message: t("error_http", { status: response.status }) };
-}

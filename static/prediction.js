@@ -24,13 +24,7 @@ let last = null; // the newest prediction
 let whyKey = "";
 let announced = { text: "", at: -Infinity };
 let announceTimer = 0;
-let onNearest = () => {};
 let offline = false; // no connection: the last prediction is stale
-
-/** `listener(classId, exampleIds)` hears the nearest examples of the top class. */
-export function onNearestExamples(listener) {
-  onNearest = listener;
-}
 
 /** Rebuilds the bars for the classes of a new state (kept in state order). */
 export function renderClasses(state) {
@@ -146,7 +140,6 @@ function renderWhy(prediction) {
   const key = ids.join(",");
   if (key === whyKey) return;
   whyKey = key;
-  if (ids.length && top) onNearest(top.cls.id, ids);
   const images = ids.map((id) => {
     const img = document.createElement("img");
     img.className = "thumb";

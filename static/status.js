@@ -1,9 +1,9 @@
 // The status bar (connection, camera, backend, delay, frames per second, devices) and the
 // "join from a phone" QR code.
 
-import { fetchJson } from "./connection.js";
 import { $, setAttr, setText } from "./dom.js";
-import { t } from "./i18n.js";
+import { fetchJson } from "./http.js";
+import { noticeText, t } from "./i18n.js";
 import { closeOnBackdrop } from "./ui.js";
 
 const chips = {
@@ -15,6 +15,7 @@ const chips = {
   clients: $("#st-clients"),
   notice: $("#st-notice"),
 };
+const notices = $("#notices");
 const joinButton = $("#open-join");
 const joinDialog = $("#join-dialog");
 
@@ -64,6 +65,45 @@ function render() {
   chipText(chips.clients, count === 1 ? t("clients_one") : t("clients_many", { count }));
   chips.notice.hidden = !camera.notice;
   chipText(chips.notice, camera.notice || "");
+}
+
+const NOTICE_ICONS = {
+  // a padlock for privacy, an "i" for anything else
+  privacy: ["M7 11V8a5 5 0 0 1 10 0v3", "M5 11h14v10H5z"],
+  other: ["M12 8h.01", "M11 12h1v5h1", "M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z"],
+};
+
+function noticeIcon(code) {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("class", "icon");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  for (const d of NOTICE_ICONS[code] || NOTICE_ICONS.other) {
+    const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+    path.setAttribute("d", d);
+    svg.append(path);
+  }
+  return svg;
+}
+
+/** `state.notices`: one quiet line each, under the title bar, for as long as they last. */
+export function renderNotices(newState) {
+  const list = Array.isArray(newState.notices) ? newState.notices : [];
+  const key = `${list.map((n) => `${n.code}:${n.message}`).join("|")}|${document.documentElement.lang}`;
+  if (notices.dataset.key === key) return;
+  notices.dataset.key = key;
+  notices.replaceChildren(
+    ...list.map((notice) => {
+      const line = document.createElement("p");
+      line.className = "notice";
+      line.dataset.code = String(notice.code || "");
+      const text = document.createElement("span");
+      text.textContent = noticeText(notice);
+      line.append(noticeIcon(notice.code), text);
+      return line;
+    }),
+  );
+  notices.hidden = list.length === 0;
 }
 
 /** Fetches the addresses a phone can open; shows the "Phone" button only when there are any. */

@@ -26,6 +26,7 @@ let newest = -1;
 let cameraState = null;
 let ownCamera = null; // {stream, timer, busy, error} while this page uses its camera
 let declined = false; // the user stopped sending: do not start again by itself
+let mirror = null; // a second canvas that shows the live view too (the attract screen)
 
 const showingOwn = () => !!ownCamera && !!ownCamera.stream && !ownCamera.error;
 
@@ -50,6 +51,7 @@ export async function drawFrame(frame) {
   if (index <= newest) return; // an older frame finished decoding after a newer one
   if (showingOwn()) {
     // the page shows its own video; the frame only paces the predictions
+    if (mirror && video.videoWidth) paintMirror(video, video.videoWidth, video.videoHeight);
     newest = index;
     stats.lastFrameIndex = index;
     stats.framesDrawn += 1;
@@ -70,12 +72,29 @@ export async function drawFrame(frame) {
       canvas.height = bitmap.height;
     }
     ctx.drawImage(bitmap, 0, 0);
+    if (mirror) paintMirror(bitmap, bitmap.width, bitmap.height);
   } finally {
     bitmap.close();
   }
   stats.lastFrameIndex = index;
   stats.framesDrawn += 1;
   counted(performance.now());
+}
+
+function paintMirror(source, width, height) {
+  if (mirror.width !== width || mirror.height !== height) {
+    mirror.width = width;
+    mirror.height = height;
+  }
+  mirror.getContext("2d", { alpha: false }).drawImage(source, 0, 0, width, height);
+}
+
+/** Shows the live view on `target` (a canvas) as well, from now on; null stops it. */
+export function mirrorView(target) {
+  mirror = target || null;
+  if (!mirror) return;
+  if (showingOwn() && video.videoWidth) paintMirror(video, video.videoWidth, video.videoHeight);
+  else if (stats.framesDrawn > 0) paintMirror(canvas, canvas.width, canvas.height);
 }
 
 /** After a reconnection the frame numbers may start again from 0. */

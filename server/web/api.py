@@ -59,6 +59,9 @@ from server.web.security import origin_allowed
 log = logging.getLogger(__name__)
 
 MAX_PIXELS = 4096 * 4096
+# gunicorn takes a worker's exit code 3 (boot error) or 4 (app load error) as fatal and stops
+# the whole server; any other code makes it start a fresh worker
+RESTART_EXIT_CODE = 75
 
 bp = Blueprint("api", __name__)
 
@@ -330,5 +333,5 @@ def restart():
     """Ends this worker process; gunicorn (or systemd) starts a fresh one."""
     _operator()._exhibit()
     log.warning("the operator asked for a restart")
-    threading.Timer(0.5, os._exit, args=(3,)).start()
+    threading.Timer(0.5, os._exit, args=(RESTART_EXIT_CODE,)).start()
     return jsonify({"restarting": True}), 202

@@ -57,27 +57,31 @@ class Pages:
             context.close()
 
 
-def save_layouts(page, folder):
-    """Screenshots of the four layouts in English and Japanese, into ``folder``."""
+def save_layouts(page, folder, switch="#lang", full_page=False):
+    """Screenshots of the four layouts in English and Japanese, into ``folder``.
+
+    ``switch`` is the language button to press; phones (and every size with ``full_page``)
+    are taken whole.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     original = page.viewport_size
     for language in ("en", "ja"):
-        set_language(page, language)
+        set_language(page, language, switch)
         for width, height in LAYOUTS:
             page.set_viewport_size({"width": width, "height": height})
             page.wait_for_timeout(120)  # layout, the bars' transition, a fresh frame
             page.screenshot(
                 path=str(folder / f"{language}-{width}x{height}.png"),
-                full_page=(width, height) == PHONE,
+                full_page=full_page or (width, height) == PHONE,
                 animations="disabled",
             )
-    set_language(page, "en")
+    set_language(page, "en", switch)
     page.set_viewport_size(original)
 
 
-def set_language(page, language):
+def set_language(page, language, switch="#lang"):
     if page.evaluate("document.documentElement.lang") != language:
-        page.locator("#lang").click()
+        page.locator(switch).click()
     page.wait_for_function("(lang) => document.documentElement.lang === lang", arg=language)
 
 
@@ -166,3 +170,48 @@ async ([seconds, names]) => {
 def sample_predictions(page, seconds):
     """What the page shows every 50 ms: the top label and each bar's percentage by name."""
     return page.evaluate(SAMPLE_JS, [seconds, []])
+
+
+SMALL_TARGETS_JS = """() => [...document.querySelectorAll(
+    'button, a, select, input:not([type=radio]):not([type=checkbox]):not([type=file]),'
+    + ' label.method, label.op-check')]
+  .filter((el) => el.getClientRects().length && !el.closest('dialog:not([open])'))
+  .filter((el) => !el.closest('[inert]'))
+  .map((el) => [el, el.getBoundingClientRect()])
+  .filter(([el, r]) => r.width < 47.5 || r.height < 47.5)
+  .map(([el, r]) => `${el.id || el.className} ${Math.round(r.width)}x${Math.round(r.height)}`)
+"""
+
+
+def layout_problems(page):
+    """A horizontal scroll bar or touch targets under 48 px on the page as it is now."""
+    problems = []
+    width, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    if width > inner:
+        problems.append(f"horizontal scroll ({width} > {inner})")
+    problems += [f"small target {t}" for t in page.evaluate(SMALL_TARGETS_JS)]
+    return problems
+
+
+def check_layouts(page, folder, switch="#lang", full_page=None):
+    """Every layout in both languages: no horizontal scroll, no small targets; screenshots.
+
+    ``full_page``: True takes every screenshot whole, False none, None (default) the phone's.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    original = page.viewport_size
+    problems = []
+    for language in ("en", "ja"):
+        set_language(page, language, switch)
+        for width, height in LAYOUTS:
+            page.set_viewport_size({"width": width, "height": height})
+            page.wait_for_timeout(120)
+            problems += [f"{width}x{height} {language}: {p}" for p in layout_problems(page)]
+            page.screenshot(
+                path=str(folder / f"{language}-{width}x{height}.png"),
+                full_page=(width, height) == PHONE if full_page is None else full_page,
+                animations="disabled",
+            )
+    set_language(page, "en", switch)
+    page.set_viewport_size(original)
+    assert not problems, problems
