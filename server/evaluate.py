@@ -210,11 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="also train on mirrored images (twice the embedding time)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_extractor_arguments(p)
+    return p
+
+
+def add_extractor_arguments(p: argparse.ArgumentParser) -> None:
+    """--tpu, --model, --data-dir and --mirror: where the command-line tools find the model."""
     p.add_argument("--tpu", choices=("auto", "on", "off"), default="auto")
     p.add_argument("--model", type=Path, help="the CPU extractor model file")
     p.add_argument("--data-dir", dest="store_dir", type=Path, help="where models are cached")
     p.add_argument("--mirror", type=Path, help="folder holding the model files")
-    return p
 
 
 def main(argv=None) -> int:

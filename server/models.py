@@ -108,7 +108,7 @@ def verify(path: Path, info: ModelInfo) -> Path:
     return path
 
 
-def _atomic_copy(write, dest: Path) -> None:
+def atomic_write(write, dest: Path) -> None:
     """Writes ``dest`` through ``write(fileobj)`` into a temporary file, then renames it."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
@@ -134,7 +134,7 @@ def _from_file(src: Path, info: ModelInfo, dest: Path) -> Optional[Path]:
         with open(src, "rb") as s:
             shutil.copyfileobj(s, f)
 
-    _atomic_copy(write, dest)
+    atomic_write(write, dest)
     return verify(dest, info)
 
 
@@ -146,7 +146,7 @@ def _download(info: ModelInfo, dest: Path, timeout: float) -> Path:
             shutil.copyfileobj(response, f)
 
     try:
-        _atomic_copy(write, dest)
+        atomic_write(write, dest)
     except OSError as e:  # URLError and socket timeouts are OSErrors
         raise _problem(info, f"could not be downloaded from {info.url} ({e})") from None
     try:

@@ -34,7 +34,7 @@ from typing import List, NamedTuple, Optional
 import numpy as np
 
 from server import bundle, datasets, export, models
-from server.evaluate import stratified_split
+from server.evaluate import add_extractor_arguments, stratified_split
 from server.hw import runtime as rt
 from server.hw.extractor import Extractor, open_extractor, preprocess
 from server.learn import METHODS, make_learner
@@ -148,10 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="for the held-out split (default 0)")
     p.add_argument("--no-thumbnails", action="store_true", help="keep no thumbnails in project.zip")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    p.add_argument("--tpu", choices=("auto", "on", "off"), default="auto")
-    p.add_argument("--model", type=Path, help="the CPU extractor model file")
-    p.add_argument("--data-dir", dest="store_dir", type=Path, help="where models are cached")
-    p.add_argument("--mirror", type=Path, help="folder holding the model files")
+    add_extractor_arguments(p)
     return p
 
 

@@ -149,7 +149,7 @@ def test_interrupted_write_leaves_neither_part_file_nor_destination(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        models._atomic_copy(write, dest)
+        models.atomic_write(write, dest)
     assert os.listdir(dest.parent) == []
 
 
