@@ -41,22 +41,32 @@ export async function errorOf(response) {
 }
 
 /**
+ * fetch(), but a network failure or an error answer is told through `say(text, {error})`
+ * (the server's own message) and gives null.
+ */
+export async function fetchOrSay(href, init, say) {
+  let response;
+  try {
+    response = await fetch(href, init);
+  } catch {
+    say(t("error_offline"), { error: true });
+    return null;
+  }
+  if (!response.ok) {
+    say((await errorOf(response)).message, { error: true });
+    return null;
+  }
+  return response;
+}
+
+/**
  * Downloads `href` through fetch, so that a failure shows the server's own message instead of
  * a JSON page; `say(text, {error})` reports progress. Resolves when done (or failed).
  */
 export async function download(href, fallbackName, say) {
   say(t("downloading", { name: fallbackName }));
-  let response;
-  try {
-    response = await fetch(href, { cache: "no-store" });
-  } catch {
-    say(t("error_offline"), { error: true });
-    return;
-  }
-  if (!response.ok) {
-    say((await errorOf(response)).message, { error: true });
-    return;
-  }
+  const response = await fetchOrSay(href, { cache: "no-store" }, say);
+  if (!response) return;
   const blob = await response.blob();
   const url = URL.createObjectURL(blob);
   const a = document.createElement("a");

@@ -2,7 +2,7 @@
 // go through fetch so that a failure shows the server's own message instead of a JSON page.
 
 import { $ } from "./dom.js";
-import { download, errorOf } from "./http.js";
+import { download, fetchOrSay } from "./http.js";
 import { t } from "./i18n.js";
 import { closeOnBackdrop, confirmAction, toast, toastError } from "./ui.js";
 
@@ -30,17 +30,8 @@ async function importProject(file) {
   if (pinRequired) headers["X-Pin"] = ok.pin;
   const body = new FormData();
   body.append("file", file, file.name);
-  let response;
-  try {
-    response = await fetch("/api/project", { method: "POST", body, headers });
-  } catch {
-    say(t("error_offline"), { error: true });
-    return;
-  }
-  if (!response.ok) {
-    say((await errorOf(response)).message, { error: true });
-    return;
-  }
+  const response = await fetchOrSay("/api/project", { method: "POST", body, headers }, say);
+  if (!response) return;
   say("");
   toast(t("import_done"));
   dialog.close();
