@@ -48,6 +48,7 @@ RETRY_MAX = 2.0
 FPS_WINDOW = 2.0  # seconds over which ``Camera.fps`` is measured
 MONITOR_PERIOD = 0.2
 JOIN_TIMEOUT = 2.0  # per thread, in stop()
+UNTAKEN_WAIT = 0.5  # seconds a paced source waits for its last frame to be taken
 SYNTHETIC_PERIOD = 3.0  # seconds per turn of the synthetic scene's disc
 
 OPENCV_HINT = "pip install opencv-python-headless"
@@ -142,6 +143,8 @@ class Camera:
         self._interval = 1.0 / fps if fps > 0 else 0.0
         self._lock = threading.Lock()
         self._new_frame = threading.Condition(self._lock)
+        self._frame_taken = threading.Condition(self._lock)
+        self._taken = -1  # index of the newest frame ``latest()`` has handed out
         self._status_lock = threading.RLock()
         self._stopping = threading.Event()
         self._running = False
@@ -206,6 +209,7 @@ class Camera:
             self._running = False
             self._stopping.set()
             self._generation += 1  # a reader that wakes up later touches nothing
+            self._frame_taken.notify_all()
             monitor, readers = self._monitor, [self._reader, self._hung]
         me = threading.current_thread()
         if monitor is not None and monitor is not me:
@@ -235,7 +239,12 @@ class Camera:
                 lambda: self._frame is not None and self._frame.index > after, max(0.0, timeout)
             )
             frame = self._frame
-        return frame if frame is not None and frame.index > after else None
+            if frame is None or frame.index <= after:
+                return None
+            if frame.index > self._taken:
+                self._taken = frame.index
+                self._frame_taken.notify_all()
+        return frame
 
     def describe(self) -> dict:
         """Name, status, reason, notice and measured fps, for the status page."""
@@ -403,7 +412,13 @@ class Camera:
         return min(delay * 2, RETRY_MAX)
 
     def _pace(self, due: float) -> float:
-        """Waits for the next frame time of a paced source; returns it."""
+        """Waits for the next frame time of a paced source; returns it.
+
+        A paced source also waits (up to ``UNTAKEN_WAIT``) until its last frame has been
+        taken: a folder played at 1000 fps then runs at its reader's rate instead of taking
+        the CPU from it for frames nobody sees, and still publishes often enough for the
+        monitor to see it alive.
+        """
         if not self._interval:
             return due
         due += self._interval
@@ -412,6 +427,15 @@ class Camera:
             self._stopping.wait(wait)
         elif wait < -self._interval:
             due = time.monotonic()  # fell behind: carry on from now, no burst to catch up
+        with self._frame_taken:
+            self._frame_taken.wait_for(
+                lambda: (
+                    self._stopping.is_set()
+                    or self._frame is None
+                    or self._taken >= self._frame.index
+                ),
+                UNTAKEN_WAIT,
+            )
         return due
 
     # -- the monitor ---------------------------------------------------------------------------

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
+import cv2
 import numpy as np
-from PIL import Image
 
 from server import models
 from server.hw import runtime as rt
@@ -31,21 +31,15 @@ def input_size(interpreter) -> tuple:
     return int(width), int(height)
 
 
-def center_square(image: Image.Image) -> Image.Image:
-    """The largest centred square of ``image``: the model sees the scene undistorted."""
-    w, h = image.size
-    if w == h:
-        return image
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    return image.crop((left, top, left + side, top + side))
-
-
 def preprocess(image, size: tuple, flip: bool = False) -> np.ndarray:
     """Turns an RGB image into the model's uint8 input.
 
-    Centre-crops to a square and resizes bilinearly; measured on the sign-language digits,
-    bicubic resizing, zooming in by 15 % and padding all scored no better (README).
+    Centre-crops to a square and resizes with OpenCV: bilinear when enlarging, pixel-area
+    averaging when shrinking (no aliasing from a 640x480 webcam frame). OpenCV releases the
+    GIL and takes ~0.1 ms for a 100x100 photo where Pillow took ~0.7 ms, time the 2-core
+    board otherwise takes from the interpreter (README). On the sign-language digits the
+    bilinear enlargement matches Pillow's to within one grey level; bicubic resizing,
+    zooming in by 15 % and padding all scored no better.
 
     Args:
       image: a PIL image or an HxWx3 uint8 RGB array.
@@ -58,17 +52,20 @@ def preprocess(image, size: tuple, flip: bool = False) -> np.ndarray:
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.dtype} {image.shape}")
-        if image.shape[1] == size[0] and image.shape[0] == size[1] and not flip:
-            return image
-        image = Image.fromarray(image)
-    elif image.mode != "RGB":
-        image = image.convert("RGB")
-    image = center_square(image)
-    if image.size != tuple(size):
-        image = image.resize(tuple(size), Image.BILINEAR)
+    else:
+        image = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    height, width = image.shape[:2]
+    side = min(width, height)
+    top, left = (height - side) // 2, (width - side) // 2
+    image = image[top : top + side, left : left + side]
+    if (side, side) != tuple(size):
+        shrink = side > min(size)
+        image = cv2.resize(
+            image, tuple(size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        )
     if flip:
-        image = image.transpose(Image.FLIP_LEFT_RIGHT)
-    return np.asarray(image)
+        image = image[:, ::-1]
+    return np.ascontiguousarray(image)
 
 
 class Extractor:
