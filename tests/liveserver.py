@@ -20,19 +20,24 @@ def free_port() -> int:
 
 
 class Server:
-    """``python -m server`` in a child process of its own session."""
+    """``python -m server`` in a child process of its own session.
 
-    def __init__(self, data_dir, camera, shared_dir, *extra, port=None):
+    ``command`` replaces ``python -m server`` (e.g. the reliability suite's fault launcher);
+    ``env`` adds environment variables.
+    """
+
+    def __init__(self, data_dir, camera, shared_dir, *extra, port=None, command=None, env=None):
         Path(data_dir).mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(
-            os.environ, TEACHABLE_MODEL_MIRROR=str(shared_dir / "models"), PYTHONUNBUFFERED="1"
+            os.environ,
+            TEACHABLE_MODEL_MIRROR=str(shared_dir / "models"),
+            PYTHONUNBUFFERED="1",
+            **(env or {}),
         )
         args = [
-            sys.executable,
-            "-m",
-            "server",
+            *(command or [sys.executable, "-m", "server"]),
             "--host",
             "127.0.0.1",
             "--port",
