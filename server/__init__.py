@@ -43,6 +43,8 @@ def create_app(
     extractor=None,
     store=None,
     start: bool = True,
+    avoid_tpu: str = "",
+    on_fault=None,
 ) -> Flask:
     """Builds the Flask app, its Socket.IO server, the pipeline and the streamer.
 
@@ -50,6 +52,8 @@ def create_app(
       settings: validated settings (defaults when None).
       camera, extractor, store: collaborators to use instead of those the settings describe.
       start: start the camera, pipeline and streamer threads now.
+      avoid_tpu: a reason not to open a present Edge TPU (``server.supervisor``).
+      on_fault: called when the extractor hangs or keeps failing (``Pipeline``).
     """
     from server import exhibit as exhibit_mod
     from server.hw.cameras import open_camera
@@ -76,6 +80,7 @@ def create_app(
         model_path=settings.model,
         data_dir=settings.data_dir,
         mirror=settings.mirror,
+        avoid_tpu=avoid_tpu,
     )
     camera = camera or open_camera(camera_spec, fps=settings.camera_fps)
     app = Flask(__name__, static_folder="../static", template_folder="../templates")
@@ -87,6 +92,7 @@ def create_app(
         emit=lambda *a, **k: None,
         metrics=Metrics(),
         exhibit=exhibit,
+        on_fault=on_fault,
     )
     socketio, streamer = init_web(app, pipeline=pipeline, settings=settings, camera=camera)
     app.extensions["teachable"] = Services(settings, pipeline, streamer, socketio, store, camera)

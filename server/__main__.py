@@ -3,7 +3,9 @@
 Serves through gunicorn (one worker process with threads: Flask-SocketIO's documented
 deployment for threading mode), embedded so that one command starts everything. The worker
 asks Linux to kill it when the gunicorn master dies, so even ``kill -9`` of the master leaves
-nothing holding the port or the database.
+nothing holding the port or the database. When the worker dies (libedgetpu aborting) or ends
+itself because the extractor hangs or keeps failing, the master starts a new one, on the CPU
+(``server.supervisor``); the state is in SQLite, so nothing taught is lost.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import signal
 import sys
 
-from server import models
+from server import models, supervisor
 from server.settings import Settings, SettingsError, from_args
 
 log = logging.getLogger("server")
@@ -40,6 +42,11 @@ def worker_exit(server, worker) -> None:
     services = getattr(app, "extensions", {}).get("teachable") if app is not None else None
     if services is not None:
         services.close()
+
+
+def restart_after_fault(reason: str) -> None:
+    """The pipeline's ``on_fault``: the master starts a new worker, on the CPU."""
+    supervisor.exit_later(supervisor.FAULT_EXIT_CODE, planned=False, delay=1.0)
 
 
 def check_models(settings: Settings) -> None:
@@ -70,6 +77,7 @@ def serve(settings: Settings) -> None:
                 "keepalive": 5,
                 "post_fork": die_with_parent,
                 "worker_exit": worker_exit,
+                "child_exit": supervisor.worker_ended,
                 "loglevel": settings.log_level.lower(),
                 "accesslog": None,
                 "proc_name": "teachable-kiosk",
@@ -80,7 +88,9 @@ def serve(settings: Settings) -> None:
                 self.cfg.set(key, value)
 
         def load(self):
-            return create_app(settings)
+            return create_app(
+                settings, avoid_tpu=supervisor.avoid_tpu(), on_fault=restart_after_fault
+            )
 
     KioskServer().run()
 

@@ -43,6 +43,14 @@ THUMBNAIL_SIZE = 96
 RECENT_THUMBNAILS = 8  # example ids per class in ``state``, newest first
 DARK_LUMA = 20.0  # mean luma (0-255) below which a frame is too dark to learn from
 BLUR_VARIANCE = 8.0  # Laplacian variance at 160 px below which a frame is too blurred
+HANG_SECONDS = 5.0  # one embed() call longer than this: the extractor hangs
+FAILURES_IN_A_ROW = 15  # failed embed() calls in a row (0.5 s at 30 fps): the device is lost
+WATCHDOG_PERIOD = 0.5
+TRACEBACK_PERIOD = 10.0  # at most one logged traceback per this many seconds for bad frames
+FAULT_MESSAGE = (
+    "The camera's model stopped working (the Edge TPU may have been unplugged): the kiosk is "
+    "restarting. Nothing you taught is lost."
+)
 
 
 class ServiceError(Exception):
@@ -134,6 +142,10 @@ class Pipeline:
       store: the ``server.store.Store``.
       emit: sends Socket.IO events (see ``Emit``).
       clock: ``time.monotonic`` or a fake.
+      on_fault: called once, with a reason, when the extractor hangs (one call longer than
+        ``HANG_SECONDS``) or fails ``FAILURES_IN_A_ROW`` times in a row; the server restarts
+        its worker process there (``server.__main__``). Clients get an ``error`` either way
+        and ``/healthz`` reports the fault.
     """
 
     def __init__(
@@ -147,6 +159,7 @@ class Pipeline:
         clock: Callable[[], float] = time.monotonic,
         metrics: Optional[Metrics] = None,
         exhibit=None,
+        on_fault: Optional[Callable[[str], None]] = None,
     ):
         self.settings = settings
         self.camera = camera
@@ -168,6 +181,13 @@ class Pipeline:
         self._latencies: collections.deque = collections.deque(maxlen=200)
         self.frames_processed = 0
         self.errors = 0
+        self.on_fault = on_fault
+        self.fault = ""  # why the extractor is considered lost, once it is
+        self._embed_since: Optional[float] = None  # when the running embed() call started
+        self._embed_failures = 0  # in a row
+        self._watchdog: Optional[threading.Thread] = None
+        self._last_traceback = -1e9
+        self._tracebacks_skipped = 0
         self.metrics = metrics or Metrics()
         self.metrics.bind(
             fps=lambda: self.fps,
@@ -200,6 +220,10 @@ class Pipeline:
             self.camera.start()
             self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
             self._thread.start()
+            self._watchdog = threading.Thread(
+                target=self._watch, name="pipeline-watchdog", daemon=True
+            )
+            self._watchdog.start()
             if self.exhibit is not None:
                 self._preset = self._load_preset()
                 self.submit(self._reset_to_preset, "start")
@@ -210,6 +234,8 @@ class Pipeline:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._watchdog is not None:
+            self._watchdog.join(timeout)
         if self._training_thread is not None:
             self._training_thread.join(timeout)
         self.camera.stop()
@@ -233,12 +259,56 @@ class Pipeline:
                 self._process(frame)
             except Exception:  # a bad frame must not stop the kiosk
                 self._error()
-                log.exception("frame %d failed; carrying on", frame.index)
+                self._log_frame_failure(frame.index)
         self._drain_commands()
+
+    def _log_frame_failure(self, index: int) -> None:
+        """A traceback at most every ``TRACEBACK_PERIOD`` s: a failing device logs no flood."""
+        now = self.clock()
+        if now - self._last_traceback < TRACEBACK_PERIOD:
+            self._tracebacks_skipped += 1
+            return
+        skipped, self._tracebacks_skipped, self._last_traceback = self._tracebacks_skipped, 0, now
+        more = f" ({skipped} more failed since the last report)" if skipped else ""
+        log.exception("frame %d failed; carrying on%s", index, more)
+
+    # ----- the extractor and its watchdog ---------------------------------------------------
+    def _embed(self, image) -> np.ndarray:
+        """``extractor.embed`` where the watchdog can see it; counts failures in a row."""
+        self._embed_since = self.clock()
+        try:
+            embedding = self.extractor.embed(image)
+        except Exception as e:
+            self._embed_failures += 1
+            if self._embed_failures >= FAILURES_IN_A_ROW:
+                self._set_fault(f"the extractor failed {self._embed_failures} times in a row: {e}")
+            raise
+        finally:
+            self._embed_since = None
+        self._embed_failures = 0
+        return embedding
+
+    def _watch(self) -> None:
+        """Notices an extractor call that never returns (a hung Edge TPU)."""
+        while not self._stop.wait(WATCHDOG_PERIOD) and not self.fault:
+            since = self._embed_since
+            if since is not None and self.clock() - since > HANG_SECONDS:
+                self._set_fault(f"the extractor has not answered for {HANG_SECONDS:g} s")
+
+    def _set_fault(self, reason: str) -> None:
+        """Once: log, tell every client and hand over to ``on_fault`` (any thread)."""
+        if self.fault:
+            return
+        self.fault = reason
+        log.critical("%s; the pipeline cannot go on", reason)
+        self._error()
+        self.emit("error", {"code": "extractor_failed", "message": FAULT_MESSAGE})
+        if self.on_fault is not None:
+            self.on_fault(reason)
 
     def _process(self, frame) -> None:
         start = self.clock()
-        embedding = self.extractor.embed(frame.image)
+        embedding = self._embed(frame.image)
         pred = self.learner.predict(embedding)
         payload = self._prediction_payload(pred, embedding, frame)
         now = self.clock()
@@ -503,8 +573,8 @@ class Pipeline:
 
     def health(self) -> dict:
         s = self.state()
-        return {
-            "status": "ok" if self.running else "stopped",
+        health = {
+            "status": "failed" if self.fault else "ok" if self.running else "stopped",
             "backend": self.extractor.backend,
             "camera": self.camera.status,
             "fps": round(self.fps, 1),
@@ -512,6 +582,9 @@ class Pipeline:
             "classes": len(s["classes"]),
             "examples": sum(c["examples"] for c in s["classes"]),
         }
+        if self.fault:
+            health["fault"] = self.fault
+        return health
 
     @property
     def training_running(self) -> bool:
@@ -631,7 +704,7 @@ class Pipeline:
                 f"Class {row.name!r} would have more than {self.settings.max_examples} examples.",
                 409,
             )
-        embeddings = np.stack([self.extractor.embed(im) for im in images])
+        embeddings = np.stack([self._embed(im) for im in images])
         thumbs = [thumbnail_jpeg(im) if self.settings.thumbnails else None for im in images]
         ids = self.store.add_examples(class_id, embeddings, thumbs, burst=self.store.new_burst())
         self.learner.add(class_id, embeddings, ids)
@@ -640,7 +713,7 @@ class Pipeline:
         return len(ids)
 
     def _predict_image(self, image: Image.Image) -> dict:
-        embedding = self.extractor.embed(image)
+        embedding = self._embed(image)
         pred = self.learner.predict(embedding)
         class_id = pred.top_class(0)
         names = self._state_cache.get("names", {})
@@ -872,12 +945,15 @@ class Pipeline:
     def _notices(self) -> list:
         notices = []
         if self.settings.tpu != "off" and self.extractor.backend != "edgetpu":
+            notice = getattr(self.extractor, "notice", "")
             notices.append(
                 {
-                    "code": "no_edgetpu",
-                    "message": "No Edge TPU: the camera runs on the CPU (slower).",
+                    "code": "edgetpu_failed" if notice else "no_edgetpu",
+                    "message": notice or "No Edge TPU: the camera runs on the CPU (slower).",
                 }
             )
+        if self.fault:
+            notices.append({"code": "extractor_failed", "message": FAULT_MESSAGE})
         if self.exhibit is not None and self.exhibit.privacy:
             notices.append({"code": "privacy", "message": "Nothing you show the camera is saved."})
         return notices

@@ -128,6 +128,22 @@ def test_tpu_auto_falls_back_to_cpu_with_one_warning(model_dir, caplog):
     assert fake.calls == ["libedgetpu.so.1"]
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "CPU" in warnings[0].getMessage()
+    assert "could not be used" in ext.notice  # a present Edge TPU that failed is said so
+
+
+def test_a_tpu_to_avoid_is_not_opened_and_the_reason_becomes_the_notice(model_dir, caplog):
+    fake = _NoEdgeTpuRuntime()
+    with caplog.at_level(logging.WARNING):
+        ext = open_extractor(
+            "auto",
+            data_dir=model_dir,
+            runtime=fake.runtime,
+            download=False,
+            devices=lambda: ["usb:fake"],
+            avoid_tpu="It stopped working.",
+        )
+    assert ext.backend == "cpu" and fake.calls == [] and ext.notice == "It stopped working."
+    assert "not using the Edge TPU: It stopped working." in caplog.text
 
 
 def test_tpu_on_without_device_says_what_to_do(model_dir):

@@ -232,3 +232,94 @@ def test_camera_status_changes_are_broadcast(make):
     state = events.wait_for("state", lambda p: p["camera"]["status"] == "offline")
     assert state["camera"]["reason"] == "no frame for 3 s"
     assert pipe.health()["camera"] == "offline"
+
+
+class _FaultyExtractor:
+    """The real extractor until ``mode`` says ``fail`` (raises) or ``hang`` (never returns)."""
+
+    def __init__(self, real):
+        self.real, self.mode, self.calls = real, "ok", 0
+        self.backend, self.dim, self.notice = real.backend, real.dim, ""
+        self.release = threading.Event()
+
+    def embed(self, image, flip=False):
+        self.calls += 1
+        if self.mode == "fail":
+            raise RuntimeError("Edge TPU: USB transfer error (fake)")
+        if self.mode == "hang":
+            self.release.wait(30)
+        return self.real.embed(image, flip)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+@pytest.fixture
+def faulty(tmp_path, extractor, monkeypatch):
+    import server.pipeline as pipeline_mod
+
+    monkeypatch.setattr(pipeline_mod, "HANG_SECONDS", 0.5)
+    monkeypatch.setattr(pipeline_mod, "WATCHDOG_PERIOD", 0.05)
+    fake, faults, made = _FaultyExtractor(extractor), [], []
+    settings = Settings(data_dir=tmp_path)
+    store = Store(settings.db_path)
+    camera, events = FakeCamera(), Events()
+    pipe = Pipeline(
+        settings, camera=camera, extractor=fake, store=store, emit=events, on_fault=faults.append
+    )
+    pipe.start()
+    made.append(pipe)
+    yield pipe, camera, events, fake, faults
+    fake.release.set()
+    pipe.stop()
+    store.close()
+
+
+def test_a_hung_extractor_is_reported_once_and_handed_to_on_fault(faulty, digits_dir):
+    pipe, camera, events, fake, faults = faulty
+    image = photos(digits_dir, 3, 1)[0]
+    show_until(pipe, camera, image)
+    assert pipe.health()["status"] == "ok"
+    fake.mode = "hang"
+    camera.show(image)
+    error = events.wait_for("error", lambda p: p["code"] == "extractor_failed", timeout=5)
+    assert "Nothing you taught is lost" in error["message"]
+    assert len(faults) == 1 and "has not answered" in faults[0]
+    health = pipe.health()
+    assert health["status"] == "failed" and "has not answered" in health["fault"]
+    time.sleep(0.3)
+    assert len(faults) == 1  # once
+
+
+def test_an_extractor_that_keeps_failing_is_a_fault_after_enough_frames(faulty, digits_dir):
+    import server.pipeline as pipeline_mod
+
+    pipe, camera, events, fake, faults = faulty
+    image = photos(digits_dir, 3, 1)[0]
+    show_until(pipe, camera, image)
+    fake.mode = "fail"
+    for _ in range(pipeline_mod.FAILURES_IN_A_ROW * 3):
+        camera.show(image)
+        time.sleep(0.01)
+        if faults:
+            break
+    events.wait_for("error", lambda p: p["code"] == "extractor_failed", timeout=5)
+    assert len(faults) == 1 and "failed 15 times in a row" in faults[0]
+    assert fake.calls >= pipeline_mod.FAILURES_IN_A_ROW
+
+
+def test_failures_that_are_not_in_a_row_are_no_fault(faulty, digits_dir):
+    import server.pipeline as pipeline_mod
+
+    pipe, camera, events, fake, faults = faulty
+    image = photos(digits_dir, 3, 1)[0]
+    for _ in range(pipeline_mod.FAILURES_IN_A_ROW * 2):
+        fake.mode = "fail"
+        calls = fake.calls
+        camera.show(image)
+        deadline = time.monotonic() + 5
+        while fake.calls == calls and time.monotonic() < deadline:
+            time.sleep(0.005)
+        fake.mode = "ok"
+        show_until(pipe, camera, image)
+    assert faults == [] and pipe.health()["status"] == "ok"

@@ -77,11 +77,22 @@ class Extractor:
       backend: ``"edgetpu"`` or ``"cpu"``: where the base graph runs.
       model_path: the model file, for reports.
       runtime: the runtime's name, for reports.
+      notice: why the extractor runs on the CPU although an Edge TPU is plugged in (a
+        sentence for the user), else ``""``.
     """
 
-    def __init__(self, interpreter, *, backend: str, model_path: str = "", runtime: str = ""):
+    def __init__(
+        self,
+        interpreter,
+        *,
+        backend: str,
+        model_path: str = "",
+        runtime: str = "",
+        notice: str = "",
+    ):
         self.interpreter = interpreter
         self.backend = backend
+        self.notice = notice
         self.model_path = str(model_path)
         self.runtime = runtime
         self.size = input_size(interpreter)
@@ -143,6 +154,7 @@ def open_extractor(
     runtime: Optional[rt.Runtime] = None,
     download: bool = True,
     devices=rt.edgetpu_devices,
+    avoid_tpu: str = "",
 ) -> Extractor:
     """Opens the embedding extractor on the Edge TPU or the CPU.
 
@@ -154,6 +166,8 @@ def open_extractor(
       num_threads: CPU threads for the interpreter; defaults to the CPU count.
       runtime: a runtime to use instead of the first importable one (tests inject fakes).
       devices: lists the Edge TPUs present (``runtime.edgetpu_devices``; tests inject fakes).
+      avoid_tpu: with ``tpu="auto"``, a reason not to use a present Edge TPU (it failed
+        earlier in this run); the CPU is used and the reason becomes the ``notice``.
 
     Raises:
       ValueError: for an unknown ``tpu`` mode.
@@ -164,8 +178,12 @@ def open_extractor(
         raise ValueError(f"--tpu must be one of {', '.join(TPU_MODES)}, not {tpu!r}")
     runtime = runtime or rt.load_runtime()
     where = {"data_dir": data_dir, "mirror": mirror, "download": download}
+    notice = ""
     if tpu == "auto" and not devices():
         log.warning("no Edge TPU found (USB or PCIe): running the extractor on the CPU")
+    elif tpu == "auto" and avoid_tpu:
+        log.warning("not using the Edge TPU: %s", avoid_tpu)
+        notice = avoid_tpu
     elif tpu != "off":
         try:
             # auto never downloads the Edge TPU build: a machine without one has no use for it
@@ -178,7 +196,13 @@ def open_extractor(
             if tpu == "on":
                 raise
             log.warning("Edge TPU not used, running on the CPU: %s", e)
+            notice = (
+                "The Edge TPU could not be used (the server log says why): the camera runs "
+                "on the CPU (slower)."
+            )
     path = models.locate(models.EXTRACTOR_CPU, path=model_path, **where)
     interpreter = rt.make_cpu_interpreter(str(path), runtime, num_threads)
     log.info("embedding extractor on the CPU (%s, %s)", runtime.name, path.name)
-    return Extractor(interpreter, backend="cpu", model_path=path, runtime=runtime.name)
+    return Extractor(
+        interpreter, backend="cpu", model_path=path, runtime=runtime.name, notice=notice
+    )

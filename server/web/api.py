@@ -29,7 +29,9 @@
 ``POST /api/operator/preset/restore``      back to the preset now (``X-Pin``)
 ``POST /api/operator/restart``             restart the server process (``X-Pin``)
 ``GET /healthz``                           ``{"status": "ok", "backend", "camera", "fps",
-                                           "clients", "classes", "examples"}``
+                                           "clients", "classes", "examples"}``; 503 with
+                                           ``"status": "failed"`` and ``"fault"`` when the
+                                           extractor hangs or fails
 =========================================  ================================================
 
 Errors are ``{"error": {"code", "message"}}`` with a 4xx status; nothing changes.
@@ -40,8 +42,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
-import threading
 import time
 from typing import List
 
@@ -50,7 +50,7 @@ from flask import Blueprint, current_app, jsonify, make_response, request
 from PIL import Image, UnidentifiedImageError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from server import bundle
+from server import bundle, supervisor
 from server.pipeline import ServiceError
 from server.web import netinfo
 from server.web.events import check_pin
@@ -287,7 +287,9 @@ def join_qr():
 
 @bp.get("/healthz")
 def healthz():
-    return jsonify(_services().pipeline.health())
+    """503 unless all is well, so that a plain HTTP check (curl -f) sees a fault."""
+    health = _services().pipeline.health()
+    return jsonify(health), 200 if health["status"] == "ok" else 503
 
 
 @bp.get("/metrics")
@@ -333,5 +335,5 @@ def restart():
     """Ends this worker process; gunicorn (or systemd) starts a fresh one."""
     _operator()._exhibit()
     log.warning("the operator asked for a restart")
-    threading.Timer(0.5, os._exit, args=(RESTART_EXIT_CODE,)).start()
+    supervisor.exit_later(RESTART_EXIT_CODE, planned=True)
     return jsonify({"restarting": True}), 202

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sqlite3
 import sys
 import threading
@@ -97,6 +98,7 @@ class FaultyInterpreter:
         if mode == "fail":
             raise RuntimeError("Edge TPU: USB transfer error (injected)")
         if mode == "abort":
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file in the checkout
             os.abort()
         if mode == "hang":
             threading.Event().wait()
