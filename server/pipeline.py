@@ -367,8 +367,9 @@ class Pipeline:
                     rec.class_id, embedding[np.newaxis], [thumb], burst=rec.burst
                 )
             except store_mod.StoreError as e:
-                self._recorders.pop(sid, None)
+                self._recorders.pop(sid, None)  # refused until the client tries again
                 self.emit("error", {"code": "storage", "message": str(e)}, to=sid)
+                changed = True  # everyone sees that this recording stopped
                 continue
             self.learner.add(rec.class_id, embedding, ids)
             self.metrics.examples.inc()
