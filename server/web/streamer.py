@@ -111,6 +111,7 @@ class Streamer:
     def _send(self, published) -> None:
         with self._lock:
             ready = [sid for sid, c in self._clients.items() if c.unacked < MAX_UNACKED]
+            behind = [sid for sid, c in self._clients.items() if c.unacked >= MAX_UNACKED]
             for sid in ready:
                 client = self._clients[sid]
                 client.unacked += 1
@@ -119,9 +120,10 @@ class Streamer:
             return
         jpeg = encode_jpeg(published.image, self.settings.stream_width, self.settings.jpeg_quality)
         self.frames_encoded += 1
+        # the same prediction for everyone: one broadcast, encoded once, skips who is behind
+        self.server.emit("prediction", published.prediction, skip_sid=behind)
         payload = {"index": published.index, "jpeg": jpeg}
-        for sid in ready:
-            self.server.emit("prediction", published.prediction, to=sid)
+        for sid in ready:  # one packet each: each carries its own acknowledgement id
             self.server.emit(
                 "frame", payload, to=sid, callback=lambda *args, sid=sid: self._ack(sid)
             )
