@@ -94,9 +94,11 @@ async function unlock(candidate) {
     answer = await fetchJson("/api/operator", { pin: candidate });
   } catch (error) {
     const wrong = error.status === 403 && error.code === "pin_required";
+    const locked = error.status === 429 && error.code === "pin_locked";
     if (wrong) storePin(null);
     pinPanel.hidden = false;
-    say(pinMessage, wrong ? () => t("pin_wrong") : error.message, { error: true });
+    const message = wrong ? () => t("pin_wrong") : locked ? () => t("pin_locked") : error.message;
+    say(pinMessage, message, { error: true });
     pinInput.value = "";
     pinInput.focus();
     return;

@@ -133,8 +133,9 @@ def test_operator_actions_need_the_pin(exhibit_app):
         ("post", "/api/operator/preset/restore", None),
         ("post", "/api/operator/restart", None),
     ]
-    for method, url, body in actions:
-        for headers in ({}, {"X-Pin": "0000"}):
+    for n, (method, url, body) in enumerate(actions):
+        wrong = [{"X-Pin": "0000"}] if n < 4 else []  # 5 wrong guesses would lock us out
+        for headers in [{}, *wrong]:
             r = getattr(http, method)(url, json=body, headers=headers)
             assert r.status_code == 403 and r.get_json()["error"]["code"] == "pin_required"
     ok = http.get("/api/operator", headers={"X-Pin": PIN})
@@ -219,3 +220,20 @@ def test_metrics_parse_as_prometheus_text(exhibit_app, digits_dir):
     assert value("teachable_examples_recorded", "_total") == 2
     assert value("teachable_backend_info", "", backend="cpu") == 1
     assert value("teachable_inference_latency_seconds", "_count") >= 3
+
+
+def test_five_wrong_pins_make_the_guesser_wait(exhibit_app):
+    from server.web.events import PinGuard
+
+    app = exhibit_app()
+    now = [1000.0]
+    app.extensions["teachable_pins"] = PinGuard(clock=lambda: now[0])
+    http = app.test_client()
+    for _ in range(5):
+        r = http.get("/api/operator", headers={"X-Pin": "0000"})
+        assert r.status_code == 403
+    locked = http.get("/api/operator", headers={"X-Pin": PIN})  # even the right one
+    assert locked.status_code == 429
+    assert locked.get_json()["error"]["message"] == "Too many wrong PINs: try again in 60 s."
+    now[0] += 61
+    assert http.get("/api/operator", headers={"X-Pin": PIN}).status_code == 200

@@ -79,12 +79,15 @@ and when the client disconnects.
 
 from __future__ import annotations
 
+import collections
 import hmac
 import logging
+import math
+import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional
 
-from flask import request
+from flask import current_app, request
 from flask_socketio import SocketIO, emit
 
 from server.pipeline import ServiceError
@@ -96,6 +99,8 @@ OWNER_TIMEOUT_S = 3.0
 EVENTS_PER_S = 20.0  # sustained events a connection may send (a held button sends 2)
 EVENT_BURST = 40
 SLOW_DOWN = {"code": "slow_down", "message": "Too many requests at once; slow down."}
+PIN_TRIES = 5  # wrong PINs from one address within PIN_WINDOW_S before it has to wait
+PIN_WINDOW_S = 60.0
 
 
 class TokenBucket:
@@ -115,12 +120,49 @@ class TokenBucket:
         return True
 
 
+class PinGuard:
+    """Counts wrong PINs per address: after ``tries`` within ``window`` s, it must wait.
+
+    A 4-digit PIN then takes days to guess instead of seconds.
+    """
+
+    def __init__(self, tries: int = PIN_TRIES, window: float = PIN_WINDOW_S, clock=time.monotonic):
+        self.tries, self.window, self.clock = tries, window, clock
+        self._wrong: Dict[str, collections.deque] = {}
+        self._lock = threading.Lock()
+
+    def check(self, pin: str, given, who: str) -> None:
+        now = self.clock()
+        with self._lock:
+            for address in [a for a, w in self._wrong.items() if now - w[-1] > self.window]:
+                del self._wrong[address]  # forget old mistakes: the table stays small
+            wrong = self._wrong.get(who, collections.deque())
+            while wrong and now - wrong[0] > self.window:
+                wrong.popleft()
+            if len(wrong) >= self.tries:
+                wait = math.ceil(self.window - (now - wrong[0]))
+                raise ServiceError(
+                    "pin_locked", f"Too many wrong PINs: try again in {wait} s.", 429
+                )
+            if not isinstance(given, str) or not given:
+                pass  # no PIN given: not a guess
+            elif hmac.compare_digest(given.encode(), pin.encode()):
+                return
+            else:
+                wrong.append(now)
+                self._wrong[who] = wrong
+        raise ServiceError("pin_required", "This needs the operator's PIN.", 403)
+
+
 def check_pin(settings, given) -> None:
-    """Raises ServiceError unless the PIN is not required or ``given`` matches it."""
+    """Raises ServiceError unless the PIN is not required or ``given`` matches it.
+
+    Called in a request (REST or Socket.IO event); wrong guesses are counted per address.
+    """
     if settings.pin is None:
         return
-    if not isinstance(given, str) or not hmac.compare_digest(given.encode(), settings.pin.encode()):
-        raise ServiceError("pin_required", "This needs the operator's PIN.", 403)
+    guard = current_app.extensions.setdefault("teachable_pins", PinGuard())
+    guard.check(settings.pin, given, request.remote_addr or "?")
 
 
 def _payload(data) -> dict:

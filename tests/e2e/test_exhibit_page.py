@@ -295,3 +295,27 @@ def test_the_operator_restarts_the_server_and_the_page_comes_back(exhibit, pages
     assert len(health_calls) >= 3
     expect(page.get_by_test_id("operator-panels")).to_be_visible()
     expect(page.locator("#banner")).to_be_hidden()
+
+
+def test_five_wrong_pins_make_the_page_wait(exhibit, pages):
+    """Last in the module: it locks this address out of the PIN for a minute."""
+    page = open_operator(pages, exhibit)
+    message = page.get_by_test_id("pin-message")
+    wrong, locked = (
+        "That PIN is not right. Try again.",
+        "Too many wrong PINs. Wait a minute, then try again.",
+    )
+    said = []
+    for _ in range(6):  # earlier tests of this module guessed wrong too, maybe in this minute
+        page.evaluate(
+            "() => { document.querySelector('[data-testid=pin-message]').textContent = ''; }"
+        )
+        unlock(page, "0000")
+        expect(message).to_have_text(re.compile(f"^({re.escape(wrong)}|{re.escape(locked)})$"))
+        said.append(message.text_content())
+        if said[-1] == locked:
+            break
+    assert said[-1] == locked and said[0] == wrong, said  # the count: test_exhibit_mode.py
+    unlock(page)  # the right PIN, too late
+    expect(message).to_have_text(locked)
+    expect(page.get_by_test_id("operator-panels")).to_be_hidden()
