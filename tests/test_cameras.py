@@ -187,6 +187,62 @@ def test_a_fault_turns_the_camera_offline_with_a_reason_and_it_recovers(mode, wo
     assert wait_until(lambda: threading.active_count() - before <= 2)
 
 
+@pytest.mark.parametrize(
+    "mode, words", [("raise", "sensor on fire"), ("none", "returned no frame")]
+)
+def test_a_failed_read_is_reported_at_once_not_after_the_stall_timeout(mode, words, started):
+    camera = started(FakeSource(stall_timeout=60 * WAIT))  # silence alone would take minutes
+    assert wait_until(lambda: camera.status == "online")
+    camera.mode = mode
+    assert wait_until(lambda: camera.status == "offline" and words in camera.status_reason)
+    camera.mode = "normal"
+    assert wait_until(lambda: camera.status == "online")
+
+
+def test_every_fault_is_shown_within_3_s_by_default():
+    # what the README promises: the slowest detection (silence, a hang, a frozen image) leaves
+    # the pipeline and the clients time to hear of it
+    assert cameras.STALL_TIMEOUT + cameras.MONITOR_PERIOD <= 2.5
+    assert Camera("any").stall_timeout == cameras.STALL_TIMEOUT
+    assert open_camera("synthetic").stall_timeout == cameras.STALL_TIMEOUT
+
+
+class SlowToOpen(FakeSource):
+    """Opens in ``open_s`` seconds; with ``hang_once`` the first open blocks until closed."""
+
+    def __init__(self, open_s=0.0, hang_once=False):
+        super().__init__()
+        self.open_s, self.hang_once, self.opens = open_s, hang_once, 0
+
+    def _open(self):
+        self.opens += 1
+        super()._open()
+        if self.hang_once and self.opens == 1:
+            self.closed.wait(3 * WAIT)
+        time.sleep(self.open_s)
+
+
+def test_a_webcam_slow_to_open_is_given_time_and_opened_once(started):
+    camera = SlowToOpen(open_s=1.5 * STALL)  # longer than a read may take, shorter than an open
+    changes = []
+    camera.on_status = lambda status, reason: changes.append((status, reason))
+    started(camera)
+    assert wait_until(lambda: camera.status == "online")
+    assert camera.opens == 1
+    assert changes == [("online", "")]  # never offline on the way
+
+
+def test_an_open_that_hangs_is_closed_and_retried(started, monkeypatch):
+    monkeypatch.setattr(cameras, "OPEN_TIMEOUT", 2 * STALL)
+    camera = SlowToOpen(hang_once=True)
+    changes = []
+    camera.on_status = lambda status, reason: changes.append((status, reason))
+    started(camera)
+    assert wait_until(lambda: camera.status == "online")
+    assert camera.opens == 2
+    assert any(s == "offline" and "stopped responding" in r for s, r in changes)
+
+
 def test_a_reader_stuck_in_the_driver_is_abandoned_once_never_piled_up(started, caplog):
     before = threading.active_count()
     camera = started(FakeSource(stall_timeout=0.5))

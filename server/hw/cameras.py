@@ -46,7 +46,11 @@ MAX_PUSH_SIDE = 4096
 RETRY_FIRST = 0.5  # seconds before reopening after a failure; doubles up to RETRY_MAX
 RETRY_MAX = 2.0
 FPS_WINDOW = 2.0  # seconds over which ``Camera.fps`` is measured
+# A fault is shown within 3 s: a failed read at once; silence, a hang or a frozen image after
+# STALL_TIMEOUT, noticed within MONITOR_PERIOD, leaving ~0.8 s to tell every client.
+STALL_TIMEOUT = 2.0
 MONITOR_PERIOD = 0.2
+OPEN_TIMEOUT = 5.0  # seconds an open may take (a webcam negotiating its format) before it hangs
 JOIN_TIMEOUT = 2.0  # per thread, in stop()
 UNTAKEN_WAIT = 0.5  # seconds a paced source waits for its last frame to be taken
 SYNTHETIC_PERIOD = 3.0  # seconds per turn of the synthetic scene's disc
@@ -100,10 +104,12 @@ class Camera:
     ``start()`` runs two daemon threads. ``camera-reader`` calls the hooks in a loop and
     publishes every new image. ``camera-monitor`` looks every 0.2 s at when the last frame
     arrived and at how long the current hook call has been running, so that a read stuck in
-    the driver is noticed although the reader itself is stuck. Any fault (a read that raises
-    or returns None, one that blocks, a frozen image) turns the status ``offline`` within
-    ``stall_timeout``; the source is reopened with backoff (0.5 s doubling to 2 s) and turns
-    ``online`` again with its next frame, so a replugged webcam resumes without a restart.
+    the driver is noticed although the reader itself is stuck. A read that raises or returns
+    None (an unplugged webcam) turns the status ``offline`` at once; one that blocks, a frozen
+    image or silence do after ``stall_timeout`` (2 s) plus up to 0.2 s, so every fault is
+    shown within 3 s. An open may block for ``OPEN_TIMEOUT`` (5 s) before it counts as hung.
+    The source is reopened with backoff (0.5 s doubling to 2 s) and turns ``online`` again
+    with its next frame, so a replugged webcam resumes without a restart.
 
     A blocked hook gets ``_close()`` called from the monitor, which usually unblocks it; the
     monitor starts a new reader once the old one has exited. A reader that stays stuck even
@@ -121,7 +127,7 @@ class Camera:
     Attributes:
       name: where frames come from, e.g. ``"v4l2:/dev/video0"``.
       status: ``"starting"``, ``"online"`` or ``"offline"``.
-      status_reason: a sentence for the user, e.g. ``"no frame for 3 s"``; ``""`` while online.
+      status_reason: a sentence for the user, e.g. ``"no frame for 2 s"``; ``""`` while online.
       notice: something to tell every client (``auto`` fell back to ``synthetic``), else ``""``.
       on_status: called with ``(status, reason)`` on every change, from a camera thread (or the
         thread calling ``stop()`` or ``push()``), one call at a time; keep it quick.
@@ -133,7 +139,7 @@ class Camera:
     detect_frozen = True
     uses_reader = True  # False: frames arrive from outside (BrowserCamera.push)
 
-    def __init__(self, name: str, *, fps: float = 0.0, stall_timeout: float = 3.0):
+    def __init__(self, name: str, *, fps: float = 0.0, stall_timeout: float = STALL_TIMEOUT):
         self.name = name
         self.status = "starting"
         self.status_reason = f"opening {name}"
@@ -152,6 +158,7 @@ class Camera:
         self._frame_times: collections.deque = collections.deque(maxlen=512)
         self._last_frame_time = time.monotonic()
         self._busy_since: Optional[float] = None
+        self._busy_allowance = 0.0  # seconds the current hook call may take before it hangs
         self._problem = ""
         self._generation = 0
         self._reader: Optional[threading.Thread] = None
@@ -323,11 +330,14 @@ class Camera:
         reader.start()
 
     def _call_hook(
-        self, hook: Callable, generation: int
+        self, hook: Callable, generation: int, allowance: float
     ) -> Tuple[bool, object, Optional[Exception]]:
-        """Runs a hook where the monitor can see it; returns (still current, result, error)."""
+        """Runs a hook where the monitor can see it; returns (still current, result, error).
+
+        The monitor counts the call as hung once it has run for ``allowance`` seconds.
+        """
         with self._lock:
-            self._busy_since = time.monotonic()
+            self._busy_since, self._busy_allowance = time.monotonic(), allowance
         result, error = None, None
         try:
             result = hook()
@@ -357,7 +367,8 @@ class Camera:
         due = time.monotonic()
         while not self._stopping.is_set():
             if not opened:
-                current, _, error = self._call_hook(self._open, generation)
+                allowance = max(OPEN_TIMEOUT, self.stall_timeout)
+                current, _, error = self._call_hook(self._open, generation, allowance)
                 if not current:
                     return
                 if error is not None:
@@ -369,7 +380,7 @@ class Camera:
                     delay = self._backoff(delay)
                     continue
                 opened = True
-            current, image, error = self._call_hook(self._read, generation)
+            current, image, error = self._call_hook(self._read, generation, self.stall_timeout)
             if not current:
                 return
             if error is None and image is None:
@@ -396,6 +407,8 @@ class Camera:
                 reason = _reason(error, "camera read failed")
                 with self._lock:
                     self._problem = reason
+                # the device is gone (or frozen): say so now, not when the silence is noticed
+                self._set_status("offline", reason)
                 if reason != logged:
                     log.warning("%s: %s; reopening it", self.name, reason)
                     logged = reason
@@ -448,25 +461,25 @@ class Camera:
             with self._lock:
                 silent = now - self._last_frame_time
                 problem = self._problem
-                if not problem and self._busy_since is not None:
+                busy, allowance = self._busy_since is not None, self._busy_allowance
+                if not problem and busy:
                     problem = f"{self.name} stopped responding"
-            # a slow slideshow (folder at 0.2 fps) is not a stall
-            if silent > max(self.stall_timeout, 2 * self._interval):
+            # a slow slideshow (folder at 0.2 fps) is not a stall, nor a webcam slow to open
+            limit = max(self.stall_timeout, 2 * self._interval, allowance if busy else 0.0)
+            if silent > limit:
                 self._set_status("offline", problem or self._silence_reason())
 
     def _watch_reader(self, now: float) -> None:
         """Unblocks a hung reader and replaces it, leaving at most one thread stuck."""
         with self._lock:
-            busy_since, reader = self._busy_since, self._reader
+            busy_since, allowance, reader = self._busy_since, self._busy_allowance, self._reader
             hung = self._hung is None and busy_since is not None
-            hung = hung and now - busy_since > self.stall_timeout
+            hung = hung and now - busy_since > allowance
             if hung:
                 self._generation += 1  # the stuck reader will touch nothing when it returns
                 self._busy_since = None
                 self._hung, self._hung_since = reader, now
-                self._problem = (
-                    f"{self.name} stopped responding (no frame for {self.stall_timeout:g} s)"
-                )
+                self._problem = f"{self.name} stopped responding (no frame for {allowance:g} s)"
         if hung:
             repeat = self.status == "offline" and self.status_reason == self._problem
             log.log(
@@ -530,7 +543,7 @@ class V4L2Camera(Camera):
         *,
         fps: float = 30.0,
         size: Tuple[int, int] = (640, 480),
-        stall_timeout: float = 3.0,
+        stall_timeout: float = STALL_TIMEOUT,
     ):
         self.device = device
         self.path = f"/dev/video{device}" if isinstance(device, int) else str(device)
@@ -599,7 +612,7 @@ class VideoFileCamera(Camera):
         path: Union[str, Path],  # noqa: UP007
         *,
         fps: float = 30.0,
-        stall_timeout: float = 3.0,
+        stall_timeout: float = STALL_TIMEOUT,
     ):
         self.path = Path(path)
         super().__init__(f"file:{self.path}", fps=fps, stall_timeout=stall_timeout)
@@ -676,7 +689,7 @@ class FolderCamera(Camera):
         *,
         fps: float = 30.0,
         size: Tuple[int, int] = (640, 480),
-        stall_timeout: float = 3.0,
+        stall_timeout: float = STALL_TIMEOUT,
     ):
         self.root = Path(root)
         super().__init__(f"folder:{self.root}", fps=fps, stall_timeout=stall_timeout)
@@ -726,7 +739,11 @@ class SyntheticCamera(Camera):
     detect_frozen = False
 
     def __init__(
-        self, *, fps: float = 30.0, size: Tuple[int, int] = (640, 480), stall_timeout: float = 3.0
+        self,
+        *,
+        fps: float = 30.0,
+        size: Tuple[int, int] = (640, 480),
+        stall_timeout: float = STALL_TIMEOUT,
     ):
         super().__init__("synthetic", fps=fps, stall_timeout=stall_timeout)
         self.size = (int(size[0]), int(size[1]))
@@ -793,7 +810,7 @@ class BrowserCamera(Camera):
     detect_frozen = False
     uses_reader = False
 
-    def __init__(self, *, stall_timeout: float = 3.0):
+    def __init__(self, *, stall_timeout: float = STALL_TIMEOUT):
         super().__init__("browser", stall_timeout=stall_timeout)
         self.status_reason = "waiting for the browser to send frames"
 
@@ -836,7 +853,7 @@ def open_camera(
     *,
     fps: float = 30.0,
     size: Tuple[int, int] = (640, 480),
-    stall_timeout: float = 3.0,
+    stall_timeout: float = STALL_TIMEOUT,
     devices: Callable[[], List[str]] = video_devices,
 ) -> Camera:
     """Opens the camera that ``spec`` names; call ``start()`` on it to get frames.
@@ -928,7 +945,7 @@ def _open_auto(
             paths = []
     for path in paths:
         camera = V4L2Camera(path, fps=fps, size=size, stall_timeout=stall_timeout)
-        problem = _probe(camera, timeout=stall_timeout)
+        problem = _probe(camera, timeout=max(OPEN_TIMEOUT, stall_timeout))
         if not problem:
             log.info("camera auto: using %s", camera.name)
             return camera
