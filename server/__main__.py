@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 
-from server import models, supervisor
+from server import memory, models, supervisor
 from server.settings import Settings, SettingsError, from_args
 
 log = logging.getLogger("server")
@@ -24,8 +24,14 @@ log = logging.getLogger("server")
 PR_SET_PDEATHSIG = 1
 
 
+def post_fork(server=None, worker=None) -> None:
+    """gunicorn post_fork hook, in the new worker."""
+    memory.limit_arenas()
+    die_with_parent(server, worker)
+
+
 def die_with_parent(server=None, worker=None) -> None:
-    """gunicorn post_fork hook: the worker gets SIGKILL when its parent dies (Linux)."""
+    """The worker gets SIGKILL when its parent dies (Linux)."""
     if not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(None, use_errno=True)
@@ -75,7 +81,7 @@ def serve(settings: Settings) -> None:
                 "timeout": 30,
                 "graceful_timeout": 5,
                 "keepalive": 5,
-                "post_fork": die_with_parent,
+                "post_fork": post_fork,
                 "worker_exit": worker_exit,
                 "child_exit": supervisor.worker_ended,
                 "loglevel": settings.log_level.lower(),

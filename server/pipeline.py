@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 import numpy as np
 from PIL import Image
 
-from server import bundle, export, models
+from server import bundle, export, memory, models
 from server import exhibit as exhibit_mod
 from server import store as store_mod
 from server.learn import METHODS, Learner, make_learner
@@ -842,6 +842,7 @@ class Pipeline:
             self._last_training["per_class"] = per_class_accuracy(learner)
         self.emit("training", self._last_training)
         self._refresh_state()
+        memory.trim()  # what the training thread allocated goes back to the system
         if self.learner.name == "auto" and not self._recorders:
             self._maybe_train()
 
