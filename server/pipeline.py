@@ -741,12 +741,8 @@ class Pipeline:
         return self.store.classes(), ids, class_ids, x, self.learner.name
 
     def _import_project(self, project: bundle.Project) -> dict:
-        self.store.replace_all(project.store_classes())
         method = project.method if project.method in METHODS else self.learner.name
-        try:
-            self.store.set_setting("method", method)
-        except store_mod.StoreError as e:  # the project is in; only the method is not saved
-            log.error("imported a project but could not save its method %s: %s", method, e)
+        self.store.replace_all(project.store_classes(), settings={"method": method})
         self._recorders.clear()
         self._last_training = None  # it described the old project
         self.learner = self._rebuild(method)

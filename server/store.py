@@ -781,13 +781,16 @@ class Store:
             conn.execute("DELETE FROM classes")
         log.info("%s: every class and example deleted", self.path)
 
-    def replace_all(self, classes: Sequence[Mapping[str, Any]]) -> None:
+    def replace_all(
+        self, classes: Sequence[Mapping[str, Any]], settings: Optional[Mapping[str, Any]] = None
+    ) -> None:
         """Replaces every class and example in one transaction: all of it, or nothing changes.
 
         Args:
           classes: in display order, mappings with ``name``, ``color`` (``#rrggbb`` or None),
             ``examples`` (NxD, N may be 0; D the same for all) and ``thumbnails`` (N bytes or
             None each, or None). Examples get no burst.
+          settings: settings to save in the same transaction (``set_setting``'s rules).
 
         Raises:
           InvalidName, NameTaken (two names equal regardless of case), InvalidColor,
@@ -815,8 +818,16 @@ class Store:
                 dim = x.shape[1]
             thumbs = _as_thumbnails(spec.get("thumbnails"), len(x))
             prepared.append((name, color, x, thumbs))
+        texts = {}
+        for key, value in (settings or {}).items():
+            if not isinstance(key, str) or not key:
+                raise ValueError("a setting's key must be non-empty text")
+            texts[key] = json.dumps(value, allow_nan=False)
         created = time.time()
         with self._write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", texts.items()
+            )
             conn.execute("DELETE FROM examples")
             conn.execute("DELETE FROM classes")
             for position, (name, color, x, thumbs) in enumerate(prepared):

@@ -482,6 +482,22 @@ def test_replace_all(store):
     assert store.classes() == [] and store.count_examples() == 0
 
 
+def test_replace_all_saves_its_settings_in_the_same_transaction(store):
+    store.set_setting("method", "knn")
+    one = [{"name": "Cat", "color": None, "examples": embeddings(2, dim=4)}]
+    store.replace_all(one, settings={"method": "backprop"})
+    assert store.get_setting("method") == "backprop"
+    bad = [{"name": "Dog", "color": "purple", "examples": embeddings(2, dim=4)}]
+    with pytest.raises(StoreError):
+        store.replace_all(bad, settings={"method": "auto"})
+    assert store.get_setting("method") == "backprop"  # neither the classes nor the setting
+    limit_pages(store, 0)
+    with pytest.raises(DiskFull):
+        store.replace_all([dict(one[0], examples=embeddings(500, dim=256))], {"m": 1})
+    unlimit_pages(store)
+    assert store.get_setting("method") == "backprop" and store.get_setting("m") is None
+
+
 @pytest.mark.parametrize(
     "second",
     [
