@@ -1,7 +1,8 @@
 """Row "kill -9 during writes": 200 SIGKILLs of a writing kiosk lose nothing it acknowledged.
 
 A child (``write_loop.py``) runs the real ``Store`` and ``Pipeline`` on one data directory and
-records, adds photos, renames, deletes, clears, undoes and trains at random; a random 0.05-1.5 s
+records, adds photos, renames, deletes, clears, undoes, trains, imports a project it exported
+earlier and starts over, at random; a random 0.05-1.5 s
 after it is ready it gets SIGKILL. A fresh process (``load_store.py``) then reloads the
 database as start-up does and rebuilds the learner. The directory is reused, so the state
 accumulates and later kills hit a bigger database; the next child must find what the checker
@@ -30,6 +31,7 @@ from typing import List, Optional, Tuple
 
 import pytest
 from relhelp import record
+from write_loop import summary
 
 pytestmark = pytest.mark.reliability
 
@@ -168,6 +170,12 @@ def compare(acked: dict, op: Optional[dict], got: dict) -> Tuple[set, List[str],
     elif kind == "train":
         may_lose, may_gain = {("method", acked["method"])}, {("method", op["method"])}
         whole = lost == may_lose and gained == may_gain
+    elif kind in ("import_project", "reset"):  # all of the project, or nothing
+        may_lose, may_gain = facts(acked), gained
+        if kind == "reset":
+            whole = not got["classes"] and got["method"] == acked["method"]
+        else:
+            whole = summary(got) == {k: op[k] for k in ("names", "counts", "method")}
     problems = []
     if gained - may_gain:
         problems.append(f"never acknowledged: {sorted(gained - may_gain)[:10]}")

@@ -27,6 +27,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from PIL import Image
@@ -51,7 +52,7 @@ class PixelExtractor:
     """A stand-in for the model: the image's 32x32 grey thumbnail, centred, as (1024,)."""
 
     backend = "cpu"
-    model_path = ""
+    model_path = __file__  # a stable file, so that exported projects name their extractor
     dim = 1024
     latency_ms = 0.0
 
@@ -80,6 +81,16 @@ def observed(store: Store, default_method: str) -> dict:
     }
 
 
+def summary(state: dict) -> dict:
+    """What a project import brings, ids aside: names and counts in order, and the method."""
+    order = list(state["classes"])  # display order: the order the project exports
+    return {
+        "names": [state["classes"][c] for c in order],
+        "counts": [len(state["examples"][c]) for c in order],
+        "method": state["method"],
+    }
+
+
 def say(**event) -> None:
     sys.stdout.write(json.dumps(event, separators=(",", ":")) + "\n")
     sys.stdout.flush()
@@ -103,6 +114,7 @@ class Writer:
         self.np_rng = np.random.default_rng(seed)
         self.names = 0
         self.seen = 0  # the last published frame
+        self.saved: Optional[tuple] = None  # (bundle bytes, what importing it gives)
 
     # -- choosing ---------------------------------------------------------------------------
     def choose(self) -> dict:
@@ -121,6 +133,8 @@ class Writer:
             "clear_class": (3 if crowded else 0.3) if classes else 0,
             "undo": 1 if self.store.last_burst() is not None else 0,
             "train": 0.7 if total else 0,
+            "import_project": 0.3 if self.saved else 0,
+            "reset": 0.1 if classes else 0,
         }
         kind = self.rng.choices(list(weights), list(weights.values()))[0]
         op: dict = {"op": kind}
@@ -140,6 +154,10 @@ class Writer:
             op["ids"] = self.store.burst_examples(self.store.last_burst())
         elif kind == "train":
             op["method"] = self.rng.choice(("auto", "auto", "auto", "backprop"))
+        elif kind == "import_project":
+            op.update(self.saved[1])
+        if total and self.rng.random() < 0.1:  # a project to import later: what is here now
+            self.saved = (self.pipe.export_project(), summary(self.state))
         return op
 
     def _name(self, prefix: str) -> str:
@@ -218,6 +236,16 @@ class Writer:
                     raise
         self.state["method"] = op["method"]  # saved before training starts
         wait_until(lambda: not self.pipe.training_running, "the training")
+
+    def _import_project(self, op: dict) -> None:
+        self.pipe.import_project(self.saved[0])
+        self.state.clear()
+        self.state.update(observed(self.store, op["method"]))
+        assert summary(self.state) == {k: op[k] for k in ("names", "counts", "method")}
+
+    def _reset(self, op: dict) -> None:
+        self.pipe.reset()
+        self.state["classes"], self.state["examples"] = {}, {}
 
     def _forget(self, ids) -> None:
         gone = set(ids)
