@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5)
+EVENT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
 
 class Metrics:
@@ -33,6 +34,13 @@ class Metrics:
         )
         self.resets = Counter(
             "teachable_resets", "Start-overs and idle resets", ["reason"], registry=r
+        )
+        self.events = Histogram(
+            "teachable_event_handler_seconds",
+            "Socket.IO event handling, from the handler's start to its answer",
+            ["event"],
+            buckets=EVENT_BUCKETS,
+            registry=r,
         )
         self.errors = Counter(
             "teachable_errors", "Failed frames, commands and trainings", registry=r

@@ -391,6 +391,9 @@ class Pipeline:
         """Runs ``fn(*args)`` on the worker thread; the future holds its result."""
         future: concurrent.futures.Future = concurrent.futures.Future()
         self._commands.put((fn, args, future))
+        wake = getattr(self.camera, "wake_waiters", None)
+        if wake is not None:
+            wake()  # the worker may be waiting for the next frame: run the command now
         return future
 
     def call(self, fn: Callable, *args, timeout: float = 10.0, touch: bool = True):

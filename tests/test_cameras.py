@@ -503,3 +503,30 @@ def test_video_devices_are_in_numeric_order(tmp_path):
     assert cameras.video_devices(str(tmp_path)) == [
         str(tmp_path / n) for n in ("video0", "video2", "video10")
     ]
+
+
+def test_wake_waiters_ends_a_wait_for_a_frame_early():
+    camera = BrowserCamera()  # no frame ever comes
+    camera.start()
+    got, waited = [], []
+
+    def wait():
+        start = time.monotonic()
+        got.append(camera.latest(after=-1, timeout=30))
+        waited.append(time.monotonic() - start)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.2)
+    camera.wake_waiters()
+    waiter.join(10)
+    camera.stop()
+    assert not waiter.is_alive() and got == [None] and waited[0] < 10  # not the 30 s timeout
+
+
+def test_a_paced_source_waits_for_its_frame_to_be_taken(started):
+    camera = started(SyntheticCamera(fps=1000, size=(32, 24)))
+    first = camera.latest(after=-1, timeout=5)
+    time.sleep(0.3)  # nobody takes frames meanwhile: at most one new one is made
+    second = camera.latest(after=first.index, timeout=5)
+    assert 1 <= second.index - first.index <= 2  # ~300 if it ran ahead at 1000 fps

@@ -182,17 +182,20 @@ def register(socketio: SocketIO, pipeline, streamer, settings, camera) -> None:
     buckets = {}  # sid -> TokenBucket: a flood from one page must not queue up on the pipeline
 
     def handler(event: str, fn: Callable[[dict], Optional[dict]]):
+        timer = pipeline.metrics.events.labels(event)
+
         def wrapped(data=None, *extra):
-            bucket = buckets.setdefault(request.sid, TokenBucket(EVENTS_PER_S, EVENT_BURST))
-            if event != "train" and not bucket.take():
-                # answered through the acknowledgement only: a flood gets no extra messages
-                return {"ok": False, "error": SLOW_DOWN}
-            try:
-                result = fn(_payload(data)) or {}
-            except ServiceError as e:
-                emit("error", e.as_dict())
-                return {"ok": False, "error": e.as_dict()}
-            return {"ok": True, **result}
+            with timer.time():
+                bucket = buckets.setdefault(request.sid, TokenBucket(EVENTS_PER_S, EVENT_BURST))
+                if event != "train" and not bucket.take():
+                    # answered through the acknowledgement only: a flood gets no extra messages
+                    return {"ok": False, "error": SLOW_DOWN}
+                try:
+                    result = fn(_payload(data)) or {}
+                except ServiceError as e:
+                    emit("error", e.as_dict())
+                    return {"ok": False, "error": e.as_dict()}
+                return {"ok": True, **result}
 
         wrapped.__name__ = f"on_{event}"
         socketio.on_event(event, wrapped)
@@ -251,8 +254,14 @@ def register(socketio: SocketIO, pipeline, streamer, settings, camera) -> None:
     handler("reset", reset)
     handler("wake", lambda d: pipeline.wake())
 
+    frame_timer = pipeline.metrics.events.labels("frame")
+
     @socketio.on("frame")
     def on_frame(data=None, *extra):
+        with frame_timer.time():
+            take_frame(data)
+
+    def take_frame(data) -> None:
         now = time.monotonic()
         if owner["sid"] not in (None, request.sid) and now - owner["last"] < OWNER_TIMEOUT_S:
             emit(

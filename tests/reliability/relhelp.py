@@ -74,6 +74,30 @@ def health(server) -> dict:
     return requests.get(server.url + "/healthz", timeout=5).json()
 
 
+def handler_buckets(server) -> dict:
+    """``/metrics``' Socket.IO handler-time histogram, all events summed: {le: count}."""
+    text = requests.get(server.url + "/metrics", timeout=5).text
+    buckets: dict = {}
+    for match in re.finditer(
+        r'^teachable_event_handler_seconds_bucket\{event="[^"]*",le="([^"]+)"\} (\S+)$',
+        text,
+        re.MULTILINE,
+    ):
+        le = float(match.group(1))
+        buckets[le] = buckets.get(le, 0.0) + float(match.group(2))
+    return buckets
+
+
+def handler_p99(before: dict, after: dict) -> tuple:
+    """(events handled, the histogram bound under which 99 % of them finished, share ≤ 20 ms)."""
+    delta = {le: after[le] - before.get(le, 0.0) for le in sorted(after)}
+    total = delta.get(float("inf"), 0.0)
+    if not total:
+        return 0, None, None
+    p99 = next(le for le, n in delta.items() if n >= 0.99 * total)
+    return int(total), p99, round(delta[0.02] / total, 4)
+
+
 def clients_drop_to(server, n: int, timeout: float) -> float:
     """Seconds until ``/healthz`` reports at most ``n`` clients (fails after ``timeout``)."""
     start = time.monotonic()

@@ -6,7 +6,15 @@ import time
 from pathlib import Path
 
 import pytest
-from relhelp import RawClient, Watcher, health, record, worker_pid
+from relhelp import (
+    RawClient,
+    Watcher,
+    handler_buckets,
+    handler_p99,
+    health,
+    record,
+    worker_pid,
+)
 
 pytestmark = pytest.mark.reliability
 
@@ -130,6 +138,7 @@ def fuzzed(server):
         b1 = time.monotonic()
         solo = [w.rate(b0, b1) for w in watchers]
 
+        handled_before = handler_buckets(server)
         start = time.monotonic()
         threads = [
             threading.Thread(target=lambda i=i: results.append(_fuzz(server, i, start)))
@@ -144,6 +153,7 @@ def fuzzed(server):
         time.sleep(max(0.0, end - time.monotonic()))
         during = [w.rate(start, end) for w in watchers]
         still_connected = all(w.sio.connected for w in watchers)
+        handled, p99, within_20ms = handler_p99(handled_before, handler_buckets(server))
     finally:
         for w in watchers:
             w.close()
@@ -167,6 +177,9 @@ def fuzzed(server):
         fuzz_fps=[round(r, 1) for r in during],
         fps_ratio=ratios,
         watchers_connected=still_connected,
+        events_handled=handled,
+        handler_p99_s_at_most=p99,
+        handled_within_20ms=within_20ms,
     )
     return {
         "sent": sent,
@@ -174,6 +187,8 @@ def fuzzed(server):
         "pid": pid,
         "ratios": ratios,
         "still_connected": still_connected,
+        "handled": handled,
+        "within_20ms": within_20ms,
     }
 
 
@@ -183,6 +198,13 @@ def test_fuzzed_packets_crash_nothing(server, fuzzed):
     assert fuzzed["sent"] >= PACKETS or fuzzed["fuzz_s"] >= BUDGET_S
     assert worker_pid(server) == fuzzed["pid"] and server.proc.poll() is None
     assert health(server)["status"] == "ok"
+
+
+def test_fuzzed_events_are_handled_within_20_ms(fuzzed):
+    # ``/metrics``' handler histogram: 99 % of the events that reached a handler finished in
+    # at most 20 ms (its bucket bounds: 1, 2.5, 5, 10, 20, 50 ms ...)
+    assert fuzzed["handled"] > 100
+    assert fuzzed["within_20ms"] >= 0.99, fuzzed
     assert fuzzed["still_connected"]
 
 
