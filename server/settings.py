@@ -50,6 +50,7 @@ class Settings:
     ack_timeout_s: float = 10.0
     jpeg_quality: int = 75
     stream_width: int = 640
+    stream_fps: float = 30.0
     log_level: str = "INFO"
     exhibit: bool = False
 
@@ -76,6 +77,7 @@ class Settings:
         _check(1.0 <= self.ack_timeout_s <= 300, "--ack-timeout-s must be 1 to 300")
         _check(10 <= self.jpeg_quality <= 95, "--jpeg-quality must be 10 to 95")
         _check(160 <= self.stream_width <= 1920, "--stream-width must be 160 to 1920")
+        _check(1 <= self.stream_fps <= 120, "--stream-fps must be 1 to 120")
         _check(
             self.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"),
             "--log-level must be DEBUG, INFO, WARNING or ERROR",
@@ -145,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ack-timeout-s", type=float, help="drop a client that acks no frame")
     p.add_argument("--jpeg-quality", type=int, help="live view JPEG quality (default 75)")
     p.add_argument("--stream-width", type=int, help="live view width in pixels (default 640)")
+    p.add_argument(
+        "--stream-fps",
+        type=float,
+        help="most live-view frames a second sent to each browser (default 30); the camera "
+        "may run faster, and every frame is still classified",
+    )
     p.add_argument("--log-level", help="DEBUG, INFO (default), WARNING or ERROR")
     p.add_argument(
         "--exhibit",

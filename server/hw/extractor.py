@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 
 TPU_MODES = ("auto", "on", "off")
 
+# The interpreter's threads use every core; OpenCV's own thread pool would only compete with
+# them, and a 224x224 resize is faster on one thread anyway (62 vs 97 us here).
+cv2.setNumThreads(1)
+
 
 def input_size(interpreter) -> tuple:
     """The model's input (width, height)."""
