@@ -1,4 +1,4 @@
-"""Sends every processed frame to every client, at the pace each client can take.
+"""Sends processed frames (at most ``stream_fps`` a second) to every client, at its own pace.
 
 The JPEG is encoded once per frame and shared by all clients. Each ``frame`` event asks for an
 acknowledgement; a client with two frames unacknowledged gets no new frame (nor prediction)
