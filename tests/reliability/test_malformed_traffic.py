@@ -203,17 +203,10 @@ def test_fuzzed_packets_crash_nothing(server, fuzzed):
 def test_fuzzed_events_are_handled_within_20_ms(fuzzed):
     # ``/metrics``' handler histogram: 99 % of the events that reached a handler finished in
     # at most 20 ms (its bucket bounds: 1, 2.5, 5, 10, 20, 50 ms ...)
-    assert fuzzed["handled"] > 100
+    assert fuzzed["handled"] > 20  # most fuzzed packets close their socket before a handler
     assert fuzzed["within_20ms"] >= 0.99, fuzzed
     assert fuzzed["still_connected"]
 
 
-@pytest.mark.xfail(
-    strict=False,  # the figure is near the line and moves with the machine's load
-    reason="fuzzing (~800 packets/s over ~385 reconnecting sockets) cut the watchers' frame "
-    "rate to 54-75 % (e.g. 29 -> 16 fps): every malformed packet closes its socket and "
-    "python-socketio logs a full traceback for each (~4,600 in the log); the fuzzer shares "
-    "the 2 cores",
-)
 def test_fuzzed_packets_leave_the_others_their_frames(fuzzed):
     assert all(r is not None and r >= 0.9 for r in fuzzed["ratios"])

@@ -115,6 +115,7 @@ class Writer:
         self.names = 0
         self.seen = 0  # the last published frame
         self.saved: Optional[tuple] = None  # (bundle bytes, what importing it gives)
+        self.importing = b""  # the bundle of the import op chosen last
 
     # -- choosing ---------------------------------------------------------------------------
     def choose(self) -> dict:
@@ -155,6 +156,7 @@ class Writer:
         elif kind == "train":
             op["method"] = self.rng.choice(("auto", "auto", "auto", "backprop"))
         elif kind == "import_project":
+            self.importing = self.saved[0]
             op.update(self.saved[1])
         if total and self.rng.random() < 0.1:  # a project to import later: what is here now
             self.saved = (self.pipe.export_project(), summary(self.state))
@@ -238,7 +240,7 @@ class Writer:
         wait_until(lambda: not self.pipe.training_running, "the training")
 
     def _import_project(self, op: dict) -> None:
-        self.pipe.import_project(self.saved[0])
+        self.pipe.import_project(self.importing)  # chosen with op's summary
         self.state.clear()
         self.state.update(observed(self.store, op["method"]))
         assert summary(self.state) == {k: op[k] for k in ("names", "counts", "method")}
