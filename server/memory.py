@@ -10,6 +10,7 @@ flat. Elsewhere than glibc (musl, macOS) both calls do nothing.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import sys
 
@@ -19,7 +20,8 @@ M_ARENA_MAX = -8  # mallopt parameter, from glibc's malloc.h
 ARENAS = 2
 
 
-def _libc():
+@functools.cache
+def _libc():  # once: trim() runs after every training
     if not sys.platform.startswith("linux"):
         return None
     try:

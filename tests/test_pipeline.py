@@ -260,7 +260,7 @@ def faulty(tmp_path, extractor, monkeypatch):
 
     monkeypatch.setattr(pipeline_mod, "HANG_SECONDS", 0.5)
     monkeypatch.setattr(pipeline_mod, "WATCHDOG_PERIOD", 0.05)
-    fake, faults, made = _FaultyExtractor(extractor), [], []
+    fake, faults = _FaultyExtractor(extractor), []
     settings = Settings(data_dir=tmp_path)
     store = Store(settings.db_path)
     camera, events = FakeCamera(), Events()
@@ -268,7 +268,6 @@ def faulty(tmp_path, extractor, monkeypatch):
         settings, camera=camera, extractor=fake, store=store, emit=events, on_fault=faults.append
     )
     pipe.start()
-    made.append(pipe)
     yield pipe, camera, events, fake, faults
     fake.release.set()
     pipe.stop()
