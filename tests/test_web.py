@@ -126,12 +126,13 @@ def test_train_reports_progress_and_a_second_request_is_busy(app, http, digit_jp
             content_type="multipart/form-data",
         )
     pipeline = app.extensions["teachable"].pipeline
-    settle(app, lambda s: s["training"] is None or s["training"]["state"] != "running")
     pipeline.set_method("backprop")
+    # an Auto fine-tune started by the uploads runs on (its result unused): wait for its end
+    settle(app, lambda s: s["training"] is None or s["training"]["state"] != "running")
     pipeline.call(lambda: pipeline.learner.params.update(iterations=100000))
     first = client.emit("train", {}, callback=True)
     second = client.emit("train", {}, callback=True)
-    assert first["ok"] and first["training"]["state"] == "running"
+    assert first["ok"] and first["training"]["state"] == "running", first
     assert second == {"ok": False, "error": {"code": "busy", "message": second["error"]["message"]}}
     assert last(client.get_received(), "error")["code"] == "busy"
 
@@ -448,8 +449,55 @@ def test_a_flood_of_events_is_slowed_down_not_queued(app, http, monkeypatch):
     assert codes[40:] == ["slow_down"] * 60  # then answered at once, never queued
 
 
+def test_a_client_that_keeps_flooding_is_disconnected(app, http, monkeypatch):
+    from server.web import events
+
+    monkeypatch.setattr(events, "EVENTS_PER_S", 0.001)
+    monkeypatch.setattr(events, "FLOOD_RATE", 0.001)
+    # the test client has no Engine.IO connection to close: note which one the server closes
+    # (the reliability suite's flood row sees a real socket closed)
+    server, closed = app.extensions["teachable"].socketio.server, []
+    monkeypatch.setattr(server.eio, "disconnect", lambda eio_sid: closed.append(eio_sid))
+    client, other = sio(app, http), sio(app, http)
+    answers = [client.emit("undo", {}, callback=True) for _ in range(events.EVENT_BURST)]
+    assert all(a["error"]["code"] == "nothing_to_undo" for a in answers)
+    refused = [client.emit("undo", {}, callback=True) for _ in range(events.FLOOD_LIMIT)]
+    assert refused == [{"ok": False, "error": events.SLOW_DOWN}] * events.FLOOD_LIMIT
+    assert closed == []
+    client.emit("undo", {}, callback=True)  # one more than any page would send
+    assert closed == [client.eio_sid]
+    assert other.emit("undo", {}, callback=True)["error"]["code"] == "nothing_to_undo"
+
+
+def test_new_sockets_from_one_address_are_limited():
+    from server.web.security import SOCKET_BURST, SocketRateLimit
+
+    now = [0.0]
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    limited = SocketRateLimit(app, rate=2.0, burst=SOCKET_BURST, clock=lambda: now[0])
+
+    def get(path, query="EIO=4&transport=websocket", address="10.0.0.7"):
+        status = []
+        environ = {"PATH_INFO": path, "QUERY_STRING": query, "REMOTE_ADDR": address}
+        body = b"".join(limited(environ, lambda s, h: status.append(s)))
+        return status[0].split()[0], body
+
+    assert [get("/socket.io/")[0] for _ in range(SOCKET_BURST)] == ["200"] * SOCKET_BURST
+    status, body = get("/socket.io/")
+    assert status == "429" and b"slow_down" in body
+    assert get("/socket.io/", "EIO=4&transport=polling&sid=abc")[0] == "200"  # an open session
+    assert get("/api/state")[0] == "200"  # only new sockets are counted
+    assert get("/socket.io/", address="10.0.0.8")[0] == "200"  # another device
+    now[0] += 1.0
+    assert [get("/socket.io/")[0] for _ in range(3)] == ["200", "200", "429"]
+
+
 def test_token_bucket_refills_at_its_rate():
-    from server.web.events import TokenBucket
+    from server.web.security import TokenBucket
 
     now = [0.0]
     bucket = TokenBucket(rate=2.0, burst=3, clock=lambda: now[0])

@@ -10,13 +10,15 @@ import logging
 import threading
 from functools import partial
 
+from engineio import packet as eio_packet
+from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
 from flask import Flask, jsonify, render_template, request
 from flask_socketio import SocketIO
 from socketio import packet as sio_packet
 from werkzeug.exceptions import HTTPException
 
 from server.web import api, events
-from server.web.security import host_allowed, origin_allowed
+from server.web.security import SocketRateLimit, host_allowed, origin_allowed
 from server.web.streamer import Streamer
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,7 @@ def init_web(app: Flask, *, pipeline, settings, camera) -> tuple:
         ping_interval=10,
         ping_timeout=10,
     )
+    app.wsgi_app = SocketRateLimit(app.wsgi_app)  # outside Socket.IO: refused before it starts
     _serialize_sends(socketio.server)
     _drop_undecodable_clients(socketio.server)
     streamer = Streamer(pipeline, socketio.server, settings)
@@ -145,15 +148,43 @@ def _refuse_websocket_compression() -> None:
 
 def _drop_undecodable_clients(server) -> None:
     """A client that sends a packet that does not decode (bad JSON, a bad type, more than one
-    attachment) is broken or hostile: disconnect it with one log line, not a traceback."""
+    attachment, an event array of the wrong shape) is broken or hostile: disconnect it with one
+    log line, not a traceback.
+
+    Two layers decode: Engine.IO (``CheckedWebSocket``: an undecodable message would otherwise
+    escape engineio's receive loop, leave the session open until its ping timed out and make
+    gunicorn log a traceback) and Socket.IO (here: python-socketio raises IndexError, KeyError,
+    TypeError or RecursionError for some shapes, which engineio logs and then ignores).
+    Exceptions of our own handlers never reach this: Flask-SocketIO hands them to ``on_error``.
+    """
     handle = server._handle_eio_message
 
     def handle_or_drop(eio_sid, data):
         try:
             return handle(eio_sid, data)
-        except ValueError as e:
-            log.warning("disconnecting a client that sent an undecodable packet: %s", e)
+        except Exception as e:  # any undecodable packet; logged, client dropped
+            log.warning("disconnecting a client that sent an undecodable packet: %s", _why(e))
             server.eio.disconnect(eio_sid)
             return None
 
     server.eio.on("message", handle_or_drop)
+    server.eio._async = dict(server.eio._async, websocket=CheckedWebSocket)
+
+
+def _why(e: BaseException) -> str:
+    return f"{type(e).__name__}: {str(e)[:120]}"
+
+
+class CheckedWebSocket(SimpleWebSocketWSGI):
+    """Engine.IO's WebSocket, closing the connection on a message that is not an Engine.IO
+    packet (empty, an unknown type character, bad base64, nesting too deep to parse)."""
+
+    def wait(self):
+        data = super().wait()
+        if data is not None:
+            try:
+                eio_packet.Packet(encoded_packet=data)
+            except Exception as e:  # any undecodable packet; logged, closed
+                log.warning("disconnecting a client that sent an undecodable packet: %s", _why(e))
+                raise ValueError("an undecodable Engine.IO packet") from None
+        return data

@@ -75,6 +75,14 @@ event               payload                                     answer
 
 ``pin`` is needed when the server runs with ``--pin``. Recording stops on ``record_stop``
 and when the client disconnects.
+
+Limits
+------
+A connection may send 20 events a second on average, 40 at once; beyond that each event is
+answered ``{"ok": false, "error": {"code": "slow_down", ...}}`` at once, and a connection that
+keeps going (200 refused events, refilled at 10 a second) is closed: what it sent after that is
+never read. A packet that does not decode closes its connection too. One address may open 10
+new connections a second (20 at once); more are answered HTTP 429 (``server.web.security``).
 """
 
 from __future__ import annotations
@@ -91,33 +99,18 @@ from flask import current_app, request
 from flask_socketio import SocketIO, emit
 
 from server.pipeline import ServiceError
-from server.web.security import origin_allowed
+from server.web.security import TokenBucket, origin_allowed
 
 log = logging.getLogger(__name__)
 
 OWNER_TIMEOUT_S = 3.0
 EVENTS_PER_S = 20.0  # sustained events a connection may send (a held button sends 2)
 EVENT_BURST = 40
+FLOOD_LIMIT = 200  # refused events (refilled at FLOOD_RATE a second) before a connection
+FLOOD_RATE = 10.0  # is dropped: what it sent after that is never read
 SLOW_DOWN = {"code": "slow_down", "message": "Too many requests at once; slow down."}
 PIN_TRIES = 5  # wrong PINs from one address within PIN_WINDOW_S before it has to wait
 PIN_WINDOW_S = 60.0
-
-
-class TokenBucket:
-    """Allows ``rate`` events a second on average, ``burst`` at once."""
-
-    def __init__(self, rate: float, burst: float, clock=time.monotonic):
-        self.rate, self.burst, self.clock = rate, burst, clock
-        self.tokens, self.last = burst, clock()
-
-    def take(self) -> bool:
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
 
 
 class PinGuard:
@@ -175,11 +168,19 @@ def _payload(data) -> dict:
 
 def register(socketio: SocketIO, pipeline, streamer, settings, camera) -> None:
     """Registers every Socket.IO handler on ``socketio``."""
+
+    def drop_client() -> None:
+        """Closes the current client's connection itself (Engine.IO), not only its Socket.IO
+        session: nothing it sent after this is read."""
+        server = socketio.server
+        server.eio.disconnect(server.manager.eio_sid_from_sid(request.sid, "/"))
+
     # one page at a time sends the browser camera's frames: the first that sends, until it
     # stops for OWNER_TIMEOUT_S or leaves
     owner = {"sid": None, "last": 0.0}
 
     buckets = {}  # sid -> TokenBucket: a flood from one page must not queue up on the pipeline
+    floods = {}  # sid -> TokenBucket of refusals: a connection that uses it up is dropped
 
     def handler(event: str, fn: Callable[[dict], Optional[dict]]):
         timer = pipeline.metrics.events.labels(event)
@@ -188,6 +189,10 @@ def register(socketio: SocketIO, pipeline, streamer, settings, camera) -> None:
             with timer.time():
                 bucket = buckets.setdefault(request.sid, TokenBucket(EVENTS_PER_S, EVENT_BURST))
                 if event != "train" and not bucket.take():
+                    flood = floods.setdefault(request.sid, TokenBucket(FLOOD_RATE, FLOOD_LIMIT))
+                    if not flood.take():  # no page does that: a program does
+                        log.warning("disconnecting a client that keeps sending too many events")
+                        drop_client()
                     # answered through the acknowledgement only: a flood gets no extra messages
                     return {"ok": False, "error": SLOW_DOWN}
                 try:
@@ -216,6 +221,7 @@ def register(socketio: SocketIO, pipeline, streamer, settings, camera) -> None:
     @socketio.on("disconnect")
     def on_disconnect(*args):
         buckets.pop(request.sid, None)
+        floods.pop(request.sid, None)
         if owner["sid"] == request.sid:
             owner["sid"] = None
         streamer.remove(request.sid)

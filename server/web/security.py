@@ -1,6 +1,6 @@
 """Who may talk to the kiosk: the page's own origin, and the origins the operator allowed.
 
-Two checks:
+Three checks:
 
 * **Origin** (cross-site request forgery): a browser page from another site may not change
   anything nor open a socket; the page's own origin and ``--allow-origin`` ones may.
@@ -8,15 +8,26 @@ Two checks:
   browser then thinks kiosk pages are "same origin" with it. Requests must therefore name the
   kiosk by an IP address, ``localhost``, this machine's host name (also ``.local``), or a host
   of an allowed origin.
+* **Connection rate**: one address may open at most ``SOCKETS_PER_S`` new sockets a second
+  (``SOCKET_BURST`` at once). A page opens one and reconnects every few seconds at most; a
+  program opening dozens a second (a fuzzer, a broken script) would take the CPU from the
+  camera. More are answered 429 before any thread, socket or session exists for them.
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
+import json
 import socket
-from typing import Mapping, Optional, Sequence
-from urllib.parse import urlsplit
+import threading
+import time
+from typing import Dict, Mapping, Optional, Sequence
+from urllib.parse import parse_qs, urlsplit
+
+SOCKETS_PER_S = 10.0
+SOCKET_BURST = 20
+SOCKET_PATH = "/socket.io/"
 
 
 def same_origin(environ: Mapping) -> Optional[str]:
@@ -67,3 +78,72 @@ def origin_allowed(origin: Optional[str], environ: Mapping, allowed: Sequence[st
     if origin is None:
         return True
     return origin == same_origin(environ) or origin in allowed
+
+
+class TokenBucket:
+    """Allows ``rate`` events a second on average, ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: float, clock=time.monotonic):
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.tokens, self.last = burst, clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+    def full(self, now: float) -> bool:
+        return self.tokens + (now - self.last) * self.rate >= self.burst
+
+
+class SocketRateLimit:
+    """WSGI middleware: new Socket.IO sessions from one address are limited to ``rate`` a
+    second, ``burst`` at once; others are answered 429 (see the module docstring).
+
+    A session's later requests (long-polling, its upgrade to a WebSocket) carry its ``sid``
+    and are not counted.
+    """
+
+    def __init__(self, app, *, rate=SOCKETS_PER_S, burst=SOCKET_BURST, clock=time.monotonic):
+        self.app, self.rate, self.burst, self.clock = app, rate, burst, clock
+        self._buckets: Dict[str, TokenBucket] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO", "").startswith(SOCKET_PATH) and not self._allowed(environ):
+            body = json.dumps(
+                {
+                    "error": {
+                        "code": "slow_down",
+                        "message": "Too many new connections from this device; slow down.",
+                    }
+                }
+            ).encode()
+            start_response(
+                "429 Too Many Requests",
+                [
+                    ("Content-Type", "application/json"),
+                    ("Content-Length", str(len(body))),
+                    ("Retry-After", "1"),
+                ],
+            )
+            return [body]
+        return self.app(environ, start_response)
+
+    def _allowed(self, environ) -> bool:
+        if "sid" in parse_qs(environ.get("QUERY_STRING", "")):
+            return True  # a session that exists already
+        address = environ.get("REMOTE_ADDR") or "?"
+        with self._lock:
+            if len(self._buckets) > 1000:  # forget addresses whose bucket has refilled
+                now = self.clock()
+                for key in [k for k, b in self._buckets.items() if b.full(now)]:
+                    del self._buckets[key]
+            bucket = self._buckets.get(address)
+            if bucket is None:
+                bucket = self._buckets[address] = TokenBucket(self.rate, self.burst, self.clock)
+            return bucket.take()
