@@ -75,7 +75,7 @@ def serve(settings: Settings) -> None:
             config = {
                 "bind": f"{settings.host}:{settings.port}",
                 "workers": 1,
-                "worker_class": "gthread",
+                "worker_class": "server.web.gunicorn_worker.KioskThreadWorker",
                 # every websocket holds one thread for its lifetime; a few spare for HTTP
                 "threads": settings.max_clients + 8,
                 "timeout": 30,
