@@ -1,10 +1,14 @@
-"""The one worker that owns the extractor and the learner: the hot loop and its commands.
+"""The one worker that owns the learner, fed by the embedder that runs the extractor.
 
-Per frame: embed, score every class, smooth over time, publish the prediction, and add an
+Two threads. The embedder takes the camera's newest frame and embeds it (the slow part: ~14 ms
+on two CPU cores), then hands the embedding to the worker. The worker owns the learner and the
+store: per frame it scores every class, smooths over time, publishes the prediction and adds an
 example for every client that holds "record". Everything else (adding a class, undo, a method
 switch, an uploaded photo) reaches the worker as a command on its queue, so the learner has one
-owner and needs no locks. Training runs on a separate thread from a frozen copy of the data
-(``Learner.training_job``) and its result is applied by the worker.
+owner and needs no locks, and a command never waits for an embedding to finish: only for the
+worker's current (short) task. The extractor is shared under a lock (uploaded photos are
+embedded on the caller's thread). Training runs on a separate thread from a frozen copy of the
+data (``Learner.training_job``) and its result is applied by the worker.
 
 Public methods are thread-safe: they put a command on the queue and wait for its answer.
 Failures a user can cause raise ``ServiceError`` with a code and a sentence.
@@ -40,6 +44,8 @@ Emit = Callable[..., None]
 """emit(event, payload, to=None): sends a Socket.IO event to one client or to all."""
 
 THUMBNAIL_SIZE = 96
+TICK = 0.05  # s: the longest the worker and the embedder wait before looking around again
+CLIENTS_PERIOD = 1.0  # s: a change in the number of browsers alone is broadcast this often
 RECENT_THUMBNAILS = 8  # example ids per class in ``state``, newest first
 DARK_LUMA = 20.0  # mean luma (0-255) below which a frame is too dark to learn from
 BLUR_VARIANCE = 8.0  # Laplacian variance at 160 px below which a frame is too blurred
@@ -171,10 +177,14 @@ class Pipeline:
         self._commands: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        self._embedder: Optional[threading.Thread] = None
+        self._extractor_lock = threading.Lock()  # the embedder's, and uploaded photos'
         self._start_lock = threading.Lock()
         self._recorders: Dict[str, _Recorder] = {}
         self._last_skip: Dict[tuple, float] = {}
         self._clients: set = set()
+        self._clients_dirty = False  # the number of browsers changed since the last state
+        self._clients_sent = -1e9  # when a change in that number alone was last broadcast
         self._smoothed: Optional[np.ndarray] = None
         self._smoothed_classes: tuple = ()
         self._frame_times: collections.deque = collections.deque(maxlen=120)
@@ -220,6 +230,10 @@ class Pipeline:
             self.camera.start()
             self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
             self._thread.start()
+            self._embedder = threading.Thread(
+                target=self._embed_frames, name="pipeline-embedder", daemon=True
+            )
+            self._embedder.start()
             self._watchdog = threading.Thread(
                 target=self._watch, name="pipeline-watchdog", daemon=True
             )
@@ -232,6 +246,8 @@ class Pipeline:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        if self._embedder is not None:
+            self._embedder.join(timeout)
         if self._thread is not None:
             self._thread.join(timeout)
         if self._watchdog is not None:
@@ -246,21 +262,45 @@ class Pipeline:
 
     # ----- the hot loop -----------------------------------------------------------------
     def _run(self) -> None:
-        last = -1
+        """The worker: commands (each embedded frame is one) as they come, and ticks."""
         while not self._stop.is_set():
-            self._drain_commands()
+            try:
+                command = self._commands.get(timeout=TICK)
+            except queue.Empty:
+                command = None
+            if command is not None:
+                self._run_command(*command)
+            self._flush_clients()
             if self.exhibit is not None:
                 self._exhibit_tick()
-            frame = self.camera.latest(after=last, timeout=0.05)
+        self._drain_commands()
+
+    def _embed_frames(self) -> None:
+        """The embedder: the camera's newest frame, embedded, handed to the worker.
+
+        At most one embedded frame waits for the worker, so a busy worker makes the embedder
+        skip camera frames instead of queueing them; meanwhile the next one is embedded.
+        """
+        last, handed = -1, None
+        while not self._stop.is_set():
+            frame = self.camera.latest(after=last, timeout=TICK)
             if frame is None:
                 continue
             last = frame.index
+            start = self.clock()
             try:
-                self._process(frame)
+                embedding = self._embed(frame.image)
             except Exception:  # a bad frame must not stop the kiosk
                 self._error()
                 self._log_frame_failure(frame.index)
-        self._drain_commands()
+                continue
+            while handed is not None and not self._stop.is_set():
+                try:
+                    handed.result(TICK)
+                    break
+                except concurrent.futures.TimeoutError:
+                    continue
+            handed = self.submit(self._finish_frame, frame, embedding, start)
 
     def _log_frame_failure(self, index: int) -> None:
         """A traceback at most every ``TRACEBACK_PERIOD`` s: a failing device logs no flood."""
@@ -274,7 +314,14 @@ class Pipeline:
 
     # ----- the extractor and its watchdog ---------------------------------------------------
     def _embed(self, image) -> np.ndarray:
-        """``extractor.embed`` where the watchdog can see it; counts failures in a row."""
+        """``extractor.embed`` where the watchdog can see it; counts failures in a row.
+
+        Any thread; one call at a time (the interpreter is not thread-safe).
+        """
+        with self._extractor_lock:
+            return self._embed_locked(image)
+
+    def _embed_locked(self, image) -> np.ndarray:
         self._embed_since = self.clock()
         try:
             embedding = self.extractor.embed(image)
@@ -306,9 +353,15 @@ class Pipeline:
         if self.on_fault is not None:
             self.on_fault(reason)
 
-    def _process(self, frame) -> None:
-        start = self.clock()
-        embedding = self._embed(frame.image)
+    def _finish_frame(self, frame, embedding: np.ndarray, start: float) -> None:
+        """The worker's part of a frame: predict, publish, record."""
+        try:
+            self._predict_frame(frame, embedding, start)
+        except Exception:  # a bad frame must not stop the kiosk
+            self._error()
+            self._log_frame_failure(frame.index)
+
+    def _predict_frame(self, frame, embedding: np.ndarray, start: float) -> None:
         pred = self.learner.predict(embedding)
         payload = self._prediction_payload(pred, embedding, frame)
         now = self.clock()
@@ -391,9 +444,6 @@ class Pipeline:
         """Runs ``fn(*args)`` on the worker thread; the future holds its result."""
         future: concurrent.futures.Future = concurrent.futures.Future()
         self._commands.put((fn, args, future))
-        wake = getattr(self.camera, "wake_waiters", None)
-        if wake is not None:
-            wake()  # the worker may be waiting for the next frame: run the command now
         return future
 
     def call(self, fn: Callable, *args, timeout: float = 10.0, touch: bool = True):
@@ -402,8 +452,7 @@ class Pipeline:
         ``touch``: the call counts as a visitor's activity (exhibit mode's idle timer and
         attract screen); the operator's own actions pass False.
         """
-        if not self.running and threading.current_thread() is not self._thread:
-            raise ServiceError("not_running", "The camera pipeline is not running.", 503)
+        self._check_running()
         if touch:
             self._touched = True  # somebody is using the kiosk (exhibit mode's idle timer)
         try:
@@ -411,14 +460,20 @@ class Pipeline:
         except concurrent.futures.TimeoutError:
             raise ServiceError("timeout", "The kiosk is busy; try again.", 503) from None
 
+    def _check_running(self) -> None:
+        if not self.running and threading.current_thread() is not self._thread:
+            raise ServiceError("not_running", "The camera pipeline is not running.", 503)
+
     def _drain_commands(self) -> None:
         while True:
             try:
-                fn, args, future = self._commands.get_nowait()
+                command = self._commands.get_nowait()
             except queue.Empty:
                 return
-            if not future.set_running_or_notify_cancel():
-                continue
+            self._run_command(*command)
+
+    def _run_command(self, fn: Callable, args: tuple, future: concurrent.futures.Future) -> None:
+        if future.set_running_or_notify_cancel():
             try:
                 future.set_result(fn(*args))
             except ServiceError as e:
@@ -469,10 +524,19 @@ class Pipeline:
         return self.call(self._reset)
 
     def add_images(self, class_id: int, images: List[Image.Image]) -> int:
-        return self.call(self._add_images, class_id, images, timeout=60.0)
+        """Adds uploaded photos to a class. They are embedded on the caller's thread (the
+        worker meanwhile goes on with frames and commands) once the class is known to exist
+        and have room; the worker checks again when it adds them."""
+        row = self._class_row(_int(class_id, "class_id"))
+        self._check_room(row, len(images))
+        self._check_running()
+        embeddings = np.stack([self._embed(im) for im in images])
+        thumbs = [thumbnail_jpeg(im) if self.settings.thumbnails else None for im in images]
+        return self.call(self._add_embeddings, class_id, embeddings, thumbs, timeout=60.0)
 
     def predict_image(self, image: Image.Image) -> dict:
-        return self.call(self._predict_image, image)
+        self._check_running()
+        return self.call(self._predict_embedding, self._embed(image))
 
     def client_connected(self, sid: str) -> None:
         self.submit(self._client_connected, sid)
@@ -699,25 +763,28 @@ class Pipeline:
         self.metrics.resets.labels(reason).inc()
         self._changed()
 
-    def _add_images(self, class_id: int, images: List[Image.Image]) -> int:
-        class_id = _int(class_id, "class_id")
-        row = self.store.get_class(class_id)
-        if row.examples + len(images) > self.settings.max_examples:
+    def _check_room(self, row: dict, adding: int) -> None:
+        """``row``: a class of the state (``_class_row``)."""
+        if row["examples"] + adding > self.settings.max_examples:
             raise ServiceError(
                 "full",
-                f"Class {row.name!r} would have more than {self.settings.max_examples} examples.",
+                f"Class {row['name']!r} would have more than {self.settings.max_examples} "
+                "examples.",
                 409,
             )
-        embeddings = np.stack([self._embed(im) for im in images])
-        thumbs = [thumbnail_jpeg(im) if self.settings.thumbnails else None for im in images]
+
+    def _add_embeddings(
+        self, class_id: int, embeddings: np.ndarray, thumbs: List[Optional[bytes]]
+    ) -> int:
+        row = self.store.get_class(class_id)
+        self._check_room({"name": row.name, "examples": row.examples}, len(embeddings))
         ids = self.store.add_examples(class_id, embeddings, thumbs, burst=self.store.new_burst())
         self.learner.add(class_id, embeddings, ids)
         self.metrics.examples.inc(len(ids))
         self._changed()
         return len(ids)
 
-    def _predict_image(self, image: Image.Image) -> dict:
-        embedding = self._embed(image)
+    def _predict_embedding(self, embedding: np.ndarray) -> dict:
         pred = self.learner.predict(embedding)
         class_id = pred.top_class(0)
         names = self._state_cache.get("names", {})
@@ -760,14 +827,34 @@ class Pipeline:
 
     def _client_connected(self, sid: str) -> None:
         self._clients.add(sid)
-        self._refresh_state()
+        self._clients_changed()
 
     def _client_disconnected(self, sid: str) -> None:
         self._clients.discard(sid)
-        self._recorders.pop(sid, None)
-        self._refresh_state()
+        if self._recorders.pop(sid, None) is not None:
+            self._refresh_state()  # its recording stopped: everyone sees that at once
+        else:
+            self._clients_changed()
         if self.learner.name == "auto":
             self._maybe_train()
+
+    def _clients_changed(self) -> None:
+        """Only the number of browsers changed: the state is broadcast without a query, and
+        at most every ``CLIENTS_PERIOD`` s, so that a crowd arriving (or a flood of sockets)
+        costs one broadcast, not two per connection."""
+        self._clients_dirty = True
+        self._flush_clients()
+
+    def _flush_clients(self) -> None:
+        """Broadcasts a pending change in the number of browsers once its period is over."""
+        if not self._clients_dirty or self.clock() - self._clients_sent < CLIENTS_PERIOD:
+            return
+        self._version += 1
+        public = dict(self._state_cache["public"], version=self._version)
+        public["clients"] = len(self._clients)
+        self._state_cache = dict(self._state_cache, public=public)
+        self._clients_dirty, self._clients_sent = False, self.clock()
+        self.emit("state", public)
 
     def _on_camera_status(self, status: str, reason: str) -> None:
         # called from a camera thread: hand it to the worker
@@ -1015,6 +1102,7 @@ class Pipeline:
             "notices": self._notices(),
         }
         self._state_cache = {"public": public, "names": {r.id: r.name for r in rows}}
+        self._clients_dirty = False  # the count is in this state
         if broadcast:
             self.emit("state", public)
 

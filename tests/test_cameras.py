@@ -505,25 +505,6 @@ def test_video_devices_are_in_numeric_order(tmp_path):
     ]
 
 
-def test_wake_waiters_ends_a_wait_for_a_frame_early():
-    camera = BrowserCamera()  # no frame ever comes
-    camera.start()
-    got, waited = [], []
-
-    def wait():
-        start = time.monotonic()
-        got.append(camera.latest(after=-1, timeout=30))
-        waited.append(time.monotonic() - start)
-
-    waiter = threading.Thread(target=wait)
-    waiter.start()
-    time.sleep(0.2)
-    camera.wake_waiters()
-    waiter.join(10)
-    camera.stop()
-    assert not waiter.is_alive() and got == [None] and waited[0] < 10  # not the 30 s timeout
-
-
 def test_a_paced_source_waits_for_its_frame_to_be_taken(started):
     camera = started(SyntheticCamera(fps=1000, size=(32, 24)))
     first = camera.latest(after=-1, timeout=5)

@@ -322,3 +322,42 @@ def test_failures_that_are_not_in_a_row_are_no_fault(faulty, digits_dir):
         fake.mode = "ok"
         show_until(pipe, camera, image)
     assert faults == [] and pipe.health()["status"] == "ok"
+
+
+def test_commands_are_served_while_a_frame_is_being_embedded(faulty, digits_dir):
+    pipe, camera, events, fake, faults = faulty
+    image = photos(digits_dir, 3, 1)[0]
+    show_until(pipe, camera, image)
+    fake.mode = "hang"  # the next embed blocks until released
+    calls = fake.calls
+    camera.show(image)
+    deadline = time.monotonic() + 5
+    while fake.calls == calls and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert fake.calls > calls  # the embedder is inside embed() now
+    row = pipe.add_class("while embedding")  # the worker answers anyway
+    assert row["name"] == "while embedding" and not fake.release.is_set()
+    pipe.set_method("imprinting")
+    assert pipe.state()["method"] == "imprinting" and not fake.release.is_set()
+    fake.mode = "ok"
+    fake.release.set()
+    show_until(pipe, camera, image)  # and frames go on once the extractor answers
+
+
+def test_browsers_coming_and_going_cost_one_state_a_period(make, monkeypatch):
+    import server.pipeline as pipeline_mod
+
+    monkeypatch.setattr(pipeline_mod, "CLIENTS_PERIOD", 0.3)
+    pipe, camera, events, store = make()
+    before = len(events.named("state"))
+    for i in range(20):
+        pipe.client_connected(f"sid{i}")
+    for i in range(10):
+        pipe.client_disconnected(f"sid{i}")
+    events.wait_for("state", lambda s: s["clients"] == 10, timeout=5)
+    pipe.call(lambda: None)  # every command above has run
+    states = events.named("state")[before:]
+    assert 1 <= len(states) <= 3  # one at once, the rest at the end of the period
+    assert pipe.health()["clients"] == 10 and pipe.state()["clients"] == 10
+    versions = [s["version"] for s, _ in states]
+    assert versions == sorted(versions) and len(set(versions)) == len(versions)

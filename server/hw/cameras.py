@@ -151,7 +151,6 @@ class Camera:
         self._new_frame = threading.Condition(self._lock)
         self._frame_taken = threading.Condition(self._lock)
         self._taken = -1  # index of the newest frame ``latest()`` has handed out
-        self._wakes = 0  # ``wake_waiters()`` calls: a waiting ``latest()`` returns early
         self._status_lock = threading.RLock()
         self._stopping = threading.Event()
         self._running = False
@@ -240,16 +239,11 @@ class Camera:
           timeout: seconds to wait for such a frame.
 
         Returns:
-          The newest frame (frames in between are skipped), or None on timeout or when
-          ``wake_waiters()`` was called meanwhile.
+          The newest frame (frames in between are skipped), or None on timeout.
         """
         with self._new_frame:
-            wakes = self._wakes
             self._new_frame.wait_for(
-                lambda: (
-                    (self._frame is not None and self._frame.index > after) or self._wakes != wakes
-                ),
-                max(0.0, timeout),
+                lambda: self._frame is not None and self._frame.index > after, max(0.0, timeout)
             )
             frame = self._frame
             if frame is None or frame.index <= after:
@@ -258,12 +252,6 @@ class Camera:
                 self._taken = frame.index
                 self._frame_taken.notify_all()
         return frame
-
-    def wake_waiters(self) -> None:
-        """Makes every ``latest()`` that is waiting return now (the pipeline has a command)."""
-        with self._new_frame:
-            self._wakes += 1
-            self._new_frame.notify_all()
 
     def describe(self) -> dict:
         """Name, status, reason, notice and measured fps, for the status page."""
