@@ -16,6 +16,8 @@ from typing import Dict, Optional
 
 from PIL import Image
 
+from server.web.security import TokenBucket
+
 log = logging.getLogger(__name__)
 
 MAX_UNACKED = 2
@@ -62,7 +64,10 @@ class Streamer:
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self.frames_encoded = 0
-        self._last_sent = -1e9
+        # at most stream_fps: a camera faster than the screens need costs no encoding or
+        # sending; a burst of 2 lets a 30 fps camera's jitter (a late frame, then an early
+        # one) through at 30
+        self._pace = TokenBucket(settings.stream_fps, 2, clock)
 
     def start(self) -> None:
         if self._thread is None:
@@ -110,12 +115,8 @@ class Streamer:
                 log.exception("could not stream frame %d", published.index)
 
     def _send(self, published) -> None:
-        now = self.clock()
-        # at most stream_fps: a camera faster than the screens need costs no encoding or
-        # sending (3/4 of the period, so a 30 fps camera's jitter drops nothing at 30)
-        if now - self._last_sent < 0.75 / self.settings.stream_fps:
+        if not self._pace.take():
             return
-        self._last_sent = now
         with self._lock:
             ready = [sid for sid, c in self._clients.items() if c.unacked < MAX_UNACKED]
             behind = [sid for sid, c in self._clients.items() if c.unacked >= MAX_UNACKED]
