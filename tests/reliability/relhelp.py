@@ -75,27 +75,44 @@ def health(server) -> dict:
 
 
 def handler_buckets(server) -> dict:
-    """``/metrics``' Socket.IO handler-time histogram, all events summed: {le: count}."""
+    """``/metrics``' Socket.IO handler-time histogram: {event: {le: count}}."""
     text = requests.get(server.url + "/metrics", timeout=5).text
     buckets: dict = {}
     for match in re.finditer(
-        r'^teachable_event_handler_seconds_bucket\{event="[^"]*",le="([^"]+)"\} (\S+)$',
+        r'^teachable_event_handler_seconds_bucket\{event="([^"]*)",le="([^"]+)"\} (\S+)$',
         text,
         re.MULTILINE,
     ):
-        le = float(match.group(1))
-        buckets[le] = buckets.get(le, 0.0) + float(match.group(2))
+        buckets.setdefault(match.group(1), {})[float(match.group(2))] = float(match.group(3))
     return buckets
 
 
+def frames_processed(server) -> float:
+    """``/metrics``' count of frames the pipeline embedded and classified."""
+    text = requests.get(server.url + "/metrics", timeout=5).text
+    match = re.search(r"^teachable_frames_processed_total (\S+)$", text, re.MULTILINE)
+    assert match, "no teachable_frames_processed_total in /metrics"
+    return float(match.group(1))
+
+
 def handler_p99(before: dict, after: dict) -> tuple:
-    """(events handled, the histogram bound under which 99 % of them finished, share ≤ 20 ms)."""
-    delta = {le: after[le] - before.get(le, 0.0) for le in sorted(after)}
+    """(events handled, the histogram bound under which 99 % of them finished, share ≤ 20 ms,
+    {event: how many of it took longer than 20 ms})."""
+    delta: dict = {}
+    slow: dict = {}
+    for event, counts in after.items():
+        for le, n in counts.items():
+            delta[le] = delta.get(le, 0.0) + n - before.get(event, {}).get(le, 0.0)
+        over = counts[float("inf")] - counts[0.02]
+        over -= before.get(event, {}).get(float("inf"), 0.0) - before.get(event, {}).get(0.02, 0.0)
+        if over:
+            slow[event] = int(over)
+    delta = dict(sorted(delta.items()))
     total = delta.get(float("inf"), 0.0)
     if not total:
-        return 0, None, None
+        return 0, None, None, slow
     p99 = next(le for le, n in delta.items() if n >= 0.99 * total)
-    return int(total), p99, round(delta[0.02] / total, 4)
+    return int(total), p99, round(delta[0.02] / total, 4), slow
 
 
 def clients_drop_to(server, n: int, timeout: float) -> float:

@@ -5,7 +5,7 @@ import time
 
 import pytest
 import requests
-from relhelp import Watcher, percentile, record, thread_count, worker_pid
+from relhelp import Watcher, frames_processed, percentile, record, thread_count, worker_pid
 
 pytestmark = pytest.mark.reliability
 
@@ -62,6 +62,7 @@ def test_a_flood_of_events_leaves_the_others_alone(server, digits_dir):
         sampler.start()
 
         train_answers, junk_answers = [], []
+        processed_before = frames_processed(server)
         start = time.monotonic()
         for _ in range(TRAINS):
             flooder.sio.emit("train", {"method": "backprop"}, callback=train_answers.append)
@@ -74,10 +75,12 @@ def test_a_flood_of_events_leaves_the_others_alone(server, digits_dir):
         time.sleep(max(0.0, WINDOW_S - (time.monotonic() - start)))
         end = time.monotonic()
         during = [w.rate(start, end) for w in watchers]
+        processed_fps = (frames_processed(server) - processed_before) / (time.monotonic() - start)
         deadline = time.monotonic() + DRAIN_WAIT_S
         while len(train_answers) < TRAINS and time.monotonic() < deadline:
             time.sleep(0.1)
         trains_answered_s = time.monotonic() - start
+        flooder_dropped = not flooder.sio.connected
         stop.set()
         sampler.join(2)
     finally:
@@ -101,11 +104,13 @@ def test_a_flood_of_events_leaves_the_others_alone(server, digits_dir):
         trains_answered_after_s=round(trains_answered_s, 1),
         train_codes={c: codes.count(c) for c in set(codes)},
         trainings_done_seen=runs,
+        flooder_dropped=flooder_dropped,
         threads_base=base_threads,
         threads_max=max(samples or [base_threads]),
         solo_fps=[round(r, 1) for r in solo],
         flood_fps=[round(r, 1) for r in during],
         fps_ratio=ratios,
+        processed_fps=round(processed_fps, 1),
         gaps_p95_ms=[percentile(w.gaps_ms(start, end), 95) for w in watchers],
         window_s=WINDOW_S,
     )
@@ -113,3 +118,4 @@ def test_a_flood_of_events_leaves_the_others_alone(server, digits_dir):
     assert all(r is not None and r >= 0.9 for r in ratios)
     assert len(train_answers) == TRAINS
     assert codes.count("ok") == 1 and codes.count("busy") == TRAINS - 1
+    assert flooder_dropped  # what it sent after its share of refusals was never read

@@ -1,7 +1,11 @@
-"""Row 7: fuzzed Socket.IO packets over raw WebSockets never crash the server nor stall others."""
+"""Row 7: fuzzed Socket.IO packets over raw WebSockets never crash the server nor stall others.
 
-import random
-import threading
+The fuzzer (``fuzz_client.py``) runs in a process of its own, as it would on another device.
+"""
+
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -9,6 +13,7 @@ import pytest
 from relhelp import (
     RawClient,
     Watcher,
+    frames_processed,
     handler_buckets,
     handler_p99,
     health,
@@ -19,110 +24,32 @@ from relhelp import (
 pytestmark = pytest.mark.reliability
 
 PACKETS = 10_000
-BUDGET_S = 45.0
+BUDGET_S = 60.0  # new sockets are limited to 10 a second per address: ~400 take ~40 s
 FUZZERS = 4
-BATCH = 25
 WINDOW_S = 5.0
-DEEP = 10_000
-EVENTS = [
-    "add_class",
-    "rename_class",
-    "delete_class",
-    "clear_class",
-    "record_start",
-    "record_stop",
-    "undo",
-    "delete_example",
-    "set_method",
-    "train",
-    "wake",
-    "frame",
-    "reset",
-    "connect",
-    "disconnect",
-    "no_such_event",
-]
-VALUES = [
-    "1",
-    "-1",
-    "1e309",
-    "null",
-    "true",
-    '"x"',
-    "[]",
-    "{}",
-    '[{"a":[1]}]',
-    '"\\u0000"',
-    '"' + "a" * 5000 + '"',
-    "9" * 400,
-    '{"__proto__":1}',
-    '{"class_id":[1]}',
-    '{"name":{"$gt":""}}',
-    '{"method":{}}',
-    '{"example_id":"1"}',
-    '{"pin":[]}',
-]
+FUZZ_CLIENT = Path(__file__).resolve().parent / "fuzz_client.py"
 
 
-def fuzz_packet(rng: random.Random):
-    """One malformed (or oddly formed) message: str (text frame) or bytes (binary frame)."""
-    kind = rng.randrange(10)
-    if kind == 0:  # unknown or truncated Engine.IO / Socket.IO packet types
-        return rng.choice(["", "4", "7", "9", "5", "6", "1", "48", "4x", "3probe", "2", "40/x,"])
-    if kind == 1:  # invalid JSON
-        return "42" + rng.choice(['["add_class",{', "[", '{"a":1}', '["add_class"', "]]", "\x7f"])
-    if kind == 2:  # events with the wrong argument types
-        return f'42["{rng.choice(EVENTS)}",{rng.choice(VALUES)}]'
-    if kind == 3:  # wrong shapes of the event array
-        return "42" + rng.choice(["[123]", "[null]", "[]", '[["x"]]', '[{"a":1}]', '"add_class"'])
-    if kind == 4:  # acks and namespaces that do not exist
-        return rng.choice(["43999[true]", "431[", '42/nope,["wake",{}]', "44{}", "41/x,"])
-    if kind == 5:  # binary events with odd attachment headers
-        return rng.choice(
-            [
-                '451-["frame",{"_placeholder":true,"num":7}]',
-                '45-1-["frame"]',
-                '450-["frame",{"_placeholder":true,"num":0}]',
-                '45x-["frame"]',
-            ]
-        )
-    if kind == 6:  # random bytes, binary frame
-        return bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64)))
-    if kind == 7:  # random printable text
-        return "".join(chr(rng.randrange(32, 0x2FF)) for _ in range(rng.randrange(1, 64)))
-    if kind == 8 and rng.random() < 0.05:  # deep nesting (rare: each is 20 kB)
-        return f'42["{rng.choice(EVENTS)}",' + "[" * DEEP + "]" * DEEP + "]"
-    return f'42["{rng.choice(EVENTS)}",{{"x":' + "{" * 50 + "}" * 50 + "}]"
-
-
-def _fuzz(server, seed, start):
-    """One fuzzing connection at a time: batches of packets, each followed by a probe that
-    proves the server read the batch (or found the connection closed by it)."""
-    rng = random.Random(20261128 + seed)
-    sent = confirmed = connections = refused = 0
-    client = None
-    while sent < PACKETS // FUZZERS and time.monotonic() - start < BUDGET_S:
-        if client is None or client.closed_at is not None:
-            if client is not None:
-                client.close()
-            try:
-                client = RawClient(server)
-                connections += 1
-            except Exception:  # a refused handshake is fine; count it and go on
-                refused += 1
-                client = None
-                time.sleep(0.05)
-                continue
-        batch = [fuzz_packet(rng) for _ in range(BATCH)]
-        ok = [client.send(p) for p in batch]
-        sent += sum(ok)
-        if client.probe(timeout=0.5):
-            confirmed += sum(ok)
-        elif client.closed_at is not None:
-            confirmed += 1  # the packet that made the server close it, at least
-    if client is not None:
-        client.close()
-    return {"sent": sent, "confirmed": confirmed, "connections": connections, "refused": refused}
+def test_dropped_clients_that_stay_open_delay_nobody(server):
+    # a client the server drops (here: for an undecodable packet) but that never closes its
+    # end; gunicorn 27 lingered up to 2 s for each on the thread that accepts connections
+    held = []
+    try:
+        for _ in range(5):
+            client = RawClient(server, read=False)
+            client.send("")  # not an Engine.IO packet: the server closes the connection
+            held.append(client)
+        waits = []
+        for _ in range(5):
+            start = time.monotonic()
+            assert health(server)["status"] == "ok"
+            waits.append(time.monotonic() - start)
+            time.sleep(0.1)
+    finally:
+        for client in held:
+            client.close()
+    record("7 malformed traffic", healthz_behind_open_dropped_clients_max_s=round(max(waits), 3))
+    assert max(waits) <= 1.0
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +57,6 @@ def fuzzed(server):
     """Fuzzes once while three clients watch; the figures, for the tests below."""
     pid = worker_pid(server)
     watchers = [Watcher(server.url) for _ in range(3)]
-    results = []
     try:
         time.sleep(4)  # past the start-up frames
         b0 = time.monotonic()
@@ -139,21 +65,24 @@ def fuzzed(server):
         solo = [w.rate(b0, b1) for w in watchers]
 
         handled_before = handler_buckets(server)
+        processed_before = frames_processed(server)
         start = time.monotonic()
-        threads = [
-            threading.Thread(target=lambda i=i: results.append(_fuzz(server, i, start)))
-            for i in range(FUZZERS)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(BUDGET_S + 20)
+        fuzzer = subprocess.run(
+            [sys.executable, str(FUZZ_CLIENT), str(server.port), str(FUZZERS), str(PACKETS)]
+            + [str(BUDGET_S)],
+            capture_output=True,
+            text=True,
+            timeout=BUDGET_S + 60,
+        )
+        assert fuzzer.returncode == 0, fuzzer.stderr[-3000:]
+        results = json.loads(fuzzer.stdout.strip().splitlines()[-1])
         fuzz_s = time.monotonic() - start
         end = max(time.monotonic(), start + WINDOW_S)
         time.sleep(max(0.0, end - time.monotonic()))
         during = [w.rate(start, end) for w in watchers]
+        processed_fps = (frames_processed(server) - processed_before) / (time.monotonic() - start)
         still_connected = all(w.sio.connected for w in watchers)
-        handled, p99, within_20ms = handler_p99(handled_before, handler_buckets(server))
+        handled, p99, within_20ms, slow = handler_p99(handled_before, handler_buckets(server))
     finally:
         for w in watchers:
             w.close()
@@ -176,13 +105,16 @@ def fuzzed(server):
         solo_fps=[round(r, 1) for r in solo],
         fuzz_fps=[round(r, 1) for r in during],
         fps_ratio=ratios,
+        processed_fps=round(processed_fps, 1),
         watchers_connected=still_connected,
         events_handled=handled,
         handler_p99_s_at_most=p99,
         handled_within_20ms=within_20ms,
+        handled_over_20ms_by_event=slow,
     )
     return {
         "sent": sent,
+        "tracebacks": log.count("Traceback"),
         "fuzz_s": fuzz_s,
         "pid": pid,
         "ratios": ratios,
@@ -193,9 +125,10 @@ def fuzzed(server):
 
 
 def test_fuzzed_packets_crash_nothing(server, fuzzed):
-    # all sent when the budget allows; every connection's events queue behind the pipeline
-    # (see the flood row), so the figure of packets the server confirmed reading is reported
-    assert fuzzed["sent"] >= PACKETS or fuzzed["fuzz_s"] >= BUDGET_S
+    # every packet sent; most end their connection (the server closes it), so the figure of
+    # packets the server confirmed reading before that is reported too
+    assert fuzzed["sent"] >= PACKETS
+    assert fuzzed["tracebacks"] == 0  # one log line per dropped client, never a traceback
     assert worker_pid(server) == fuzzed["pid"] and server.proc.poll() is None
     assert health(server)["status"] == "ok"
 
