@@ -449,7 +449,10 @@ def test_a_flood_of_events_is_slowed_down_not_queued(app, http, monkeypatch):
     assert codes[40:] == ["slow_down"] * 60  # then answered at once, never queued
 
 
-def test_a_client_that_keeps_flooding_is_disconnected(app, http, monkeypatch):
+@pytest.mark.parametrize(
+    "event, served", [("undo", "nothing_to_undo"), ("train", "nothing_to_train")]
+)
+def test_a_client_that_keeps_flooding_is_disconnected(app, http, monkeypatch, event, served):
     from server.web import events
 
     monkeypatch.setattr(events, "EVENTS_PER_S", 0.001)
@@ -459,14 +462,14 @@ def test_a_client_that_keeps_flooding_is_disconnected(app, http, monkeypatch):
     server, closed = app.extensions["teachable"].socketio.server, []
     monkeypatch.setattr(server.eio, "disconnect", lambda eio_sid: closed.append(eio_sid))
     client, other = sio(app, http), sio(app, http)
-    answers = [client.emit("undo", {}, callback=True) for _ in range(events.EVENT_BURST)]
-    assert all(a["error"]["code"] == "nothing_to_undo" for a in answers)
-    refused = [client.emit("undo", {}, callback=True) for _ in range(events.FLOOD_LIMIT)]
-    assert refused == [{"ok": False, "error": events.SLOW_DOWN}] * events.FLOOD_LIMIT
+    answers = [client.emit(event, {}, callback=True) for _ in range(events.EVENT_BURST)]
+    assert [a["error"]["code"] for a in answers] == [served] * events.EVENT_BURST
+    refused = [client.emit(event, {}, callback=True) for _ in range(events.FLOOD_LIMIT)]
+    assert [a["error"]["code"] for a in refused] == ["slow_down"] * events.FLOOD_LIMIT
     assert closed == []
-    client.emit("undo", {}, callback=True)  # one more than any page would send
+    client.emit(event, {}, callback=True)  # one more than any page would send
     assert closed == [client.eio_sid]
-    assert other.emit("undo", {}, callback=True)["error"]["code"] == "nothing_to_undo"
+    assert other.emit(event, {}, callback=True)["error"]["code"] == served
 
 
 def test_new_sockets_from_one_address_are_limited():
@@ -494,6 +497,11 @@ def test_new_sockets_from_one_address_are_limited():
     assert get("/socket.io/", address="10.0.0.8")[0] == "200"  # another device
     now[0] += 1.0
     assert [get("/socket.io/")[0] for _ in range(3)] == ["200", "200", "429"]
+    for i in range(1001):  # many devices: the table forgets those whose allowance refilled
+        get("/socket.io/", address=f"10.1.{i // 250}.{i % 250}")
+    now[0] += SOCKET_BURST / 2.0
+    get("/socket.io/", address="10.2.0.1")
+    assert len(limited._buckets) == 1
 
 
 def test_token_bucket_refills_at_its_rate():

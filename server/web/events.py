@@ -182,6 +182,13 @@ def register(socketio: SocketIO, pipeline, streamer, settings, camera) -> None:
     buckets = {}  # sid -> TokenBucket: a flood from one page must not queue up on the pipeline
     floods = {}  # sid -> TokenBucket of refusals: a connection that uses it up is dropped
 
+    def count_refusal() -> None:
+        """An event over the rate was refused: a connection that keeps going is closed."""
+        flood = floods.setdefault(request.sid, TokenBucket(FLOOD_RATE, FLOOD_LIMIT))
+        if not flood.take():  # no page does that: a program does
+            log.warning("disconnecting a client that keeps sending too many events")
+            drop_client()
+
     def handler(event: str, fn: Callable[[dict], Optional[dict]]):
         timer = pipeline.metrics.events.labels(event)
 
@@ -189,10 +196,7 @@ def register(socketio: SocketIO, pipeline, streamer, settings, camera) -> None:
             with timer.time():
                 bucket = buckets.setdefault(request.sid, TokenBucket(EVENTS_PER_S, EVENT_BURST))
                 if event != "train" and not bucket.take():
-                    flood = floods.setdefault(request.sid, TokenBucket(FLOOD_RATE, FLOOD_LIMIT))
-                    if not flood.take():  # no page does that: a program does
-                        log.warning("disconnecting a client that keeps sending too many events")
-                        drop_client()
+                    count_refusal()
                     # answered through the acknowledgement only: a flood gets no extra messages
                     return {"ok": False, "error": SLOW_DOWN}
                 try:
@@ -246,6 +250,7 @@ def register(socketio: SocketIO, pipeline, streamer, settings, camera) -> None:
 
     def train(d):
         if not buckets[request.sid].take() and not pipeline.training_running:
+            count_refusal()
             raise ServiceError(**SLOW_DOWN, status=429)
         if pipeline.training_running:  # answered here, never queued behind other commands
             raise ServiceError("busy", "A training is already running; wait for it to finish.", 409)
