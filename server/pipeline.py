@@ -294,12 +294,8 @@ class Pipeline:
                 self._error()
                 self._log_frame_failure(frame.index)
                 continue
-            while handed is not None and not self._stop.is_set():
-                try:
-                    handed.result(TICK)
-                    break
-                except concurrent.futures.TimeoutError:
-                    continue
+            while handed is not None and not handed.done() and not self._stop.is_set():
+                concurrent.futures.wait([handed], TICK)
             handed = self.submit(self._finish_frame, frame, embedding, start)
 
     def _log_frame_failure(self, index: int) -> None:
@@ -319,21 +315,20 @@ class Pipeline:
         Any thread; one call at a time (the interpreter is not thread-safe).
         """
         with self._extractor_lock:
-            return self._embed_locked(image)
-
-    def _embed_locked(self, image) -> np.ndarray:
-        self._embed_since = self.clock()
-        try:
-            embedding = self.extractor.embed(image)
-        except Exception as e:
-            self._embed_failures += 1
-            if self._embed_failures >= FAILURES_IN_A_ROW:
-                self._set_fault(f"the extractor failed {self._embed_failures} times in a row: {e}")
-            raise
-        finally:
-            self._embed_since = None
-        self._embed_failures = 0
-        return embedding
+            self._embed_since = self.clock()
+            try:
+                embedding = self.extractor.embed(image)
+            except Exception as e:
+                self._embed_failures += 1
+                if self._embed_failures >= FAILURES_IN_A_ROW:
+                    self._set_fault(
+                        f"the extractor failed {self._embed_failures} times in a row: {e}"
+                    )
+                raise
+            finally:
+                self._embed_since = None
+            self._embed_failures = 0
+            return embedding
 
     def _watch(self) -> None:
         """Notices an extractor call that never returns (a hung Edge TPU)."""
@@ -528,7 +523,7 @@ class Pipeline:
         worker meanwhile goes on with frames and commands) once the class is known to exist
         and have room; the worker checks again when it adds them."""
         row = self._class_row(_int(class_id, "class_id"))
-        self._check_room(row, len(images))
+        self._check_room(row["name"], row["examples"], len(images))
         self._check_running()
         embeddings = np.stack([self._embed(im) for im in images])
         thumbs = [thumbnail_jpeg(im) if self.settings.thumbnails else None for im in images]
@@ -763,13 +758,11 @@ class Pipeline:
         self.metrics.resets.labels(reason).inc()
         self._changed()
 
-    def _check_room(self, row: dict, adding: int) -> None:
-        """``row``: a class of the state (``_class_row``)."""
-        if row["examples"] + adding > self.settings.max_examples:
+    def _check_room(self, name: str, examples: int, adding: int) -> None:
+        if examples + adding > self.settings.max_examples:
             raise ServiceError(
                 "full",
-                f"Class {row['name']!r} would have more than {self.settings.max_examples} "
-                "examples.",
+                f"Class {name!r} would have more than {self.settings.max_examples} examples.",
                 409,
             )
 
@@ -777,7 +770,7 @@ class Pipeline:
         self, class_id: int, embeddings: np.ndarray, thumbs: List[Optional[bytes]]
     ) -> int:
         row = self.store.get_class(class_id)
-        self._check_room({"name": row.name, "examples": row.examples}, len(embeddings))
+        self._check_room(row.name, row.examples, len(embeddings))
         ids = self.store.add_examples(class_id, embeddings, thumbs, burst=self.store.new_burst())
         self.learner.add(class_id, embeddings, ids)
         self.metrics.examples.inc(len(ids))

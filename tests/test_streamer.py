@@ -27,10 +27,21 @@ def published(index):
     return Published(index, np.zeros((48, 64, 3), np.uint8), {"frame": index})
 
 
-def test_a_camera_faster_than_stream_fps_is_streamed_at_stream_fps(tmp_path):
+def streaming(tmp_path, server):
+    """A streamer on ``server`` with a clock the test moves: (streamer, now)."""
     now = [0.0]
+    return Streamer(None, server, Settings(data_dir=tmp_path), clock=lambda: now[0]), now
+
+
+def send_at_30_fps(streamer, now, indices):
+    for index in indices:
+        streamer._send(published(index))
+        now[0] += 1 / 30
+
+
+def test_a_camera_faster_than_stream_fps_is_streamed_at_stream_fps(tmp_path):
     server = FakeServer()
-    streamer = Streamer(None, server, Settings(data_dir=tmp_path), clock=lambda: now[0])
+    streamer, now = streaming(tmp_path, server)
     streamer.add("a")
     for index in range(130):  # 2 s of a 65 fps camera
         streamer._send(published(index))
@@ -41,9 +52,8 @@ def test_a_camera_faster_than_stream_fps_is_streamed_at_stream_fps(tmp_path):
 
 
 def test_a_30_fps_camera_loses_no_frame_to_the_cap_despite_jitter(tmp_path):
-    now = [0.0]
     server = FakeServer()
-    streamer = Streamer(None, server, Settings(data_dir=tmp_path), clock=lambda: now[0])
+    streamer, now = streaming(tmp_path, server)
     streamer.add("a")
     rng = np.random.default_rng(0)
     for index in range(300):  # each frame up to 15 ms early or late: a busy machine
@@ -53,25 +63,19 @@ def test_a_30_fps_camera_loses_no_frame_to_the_cap_despite_jitter(tmp_path):
 
 
 def test_a_client_with_two_unacknowledged_frames_gets_no_more_nor_predictions(tmp_path):
-    now = [0.0]
     server = FakeServer(ack=False)
-    streamer = Streamer(None, server, Settings(data_dir=tmp_path), clock=lambda: now[0])
+    streamer, now = streaming(tmp_path, server)
     streamer.add("slow")
-    for index in range(10):
-        streamer._send(published(index))
-        now[0] += 1 / 30
+    send_at_30_fps(streamer, now, range(10))
     assert frames_sent(server, "slow") == 2
     assert [e[0] for e in server.sent] == ["prediction", "frame"] * 2  # then nothing at all
 
 
 def test_the_prediction_skips_only_the_clients_that_are_behind(tmp_path):
-    now = [0.0]
     server = FakeServer(ack=False)
-    streamer = Streamer(None, server, Settings(data_dir=tmp_path), clock=lambda: now[0])
+    streamer, now = streaming(tmp_path, server)
     streamer.add("slow")
-    for index in range(2):
-        streamer._send(published(index))
-        now[0] += 1 / 30
+    send_at_30_fps(streamer, now, range(2))
     server.ack = True
     streamer.add("fast")
     streamer._send(published(2))
