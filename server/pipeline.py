@@ -485,20 +485,23 @@ class Pipeline:
         """The last broadcast state (cheap; safe from any thread)."""
         return self._state_cache["public"]
 
+    # Arguments of the wrong type are refused here, on the caller's thread: only commands that
+    # can be carried out wait for the worker.
+
     def add_class(self, name: str) -> dict:
-        return self.call(self._add_class, name)
+        return self.call(self._add_class, _name(name))
 
     def rename_class(self, class_id: int, name: str) -> dict:
-        return self.call(self._rename_class, class_id, name)
+        return self.call(self._rename_class, _int(class_id, "class_id"), _name(name))
 
     def delete_class(self, class_id: int) -> None:
-        return self.call(self._delete_class, class_id)
+        return self.call(self._delete_class, _int(class_id, "class_id"))
 
     def clear_class(self, class_id: int) -> int:
-        return self.call(self._clear_class, class_id)
+        return self.call(self._clear_class, _int(class_id, "class_id"))
 
     def record_start(self, sid: str, class_id: int) -> None:
-        return self.call(self._record_start, sid, class_id)
+        return self.call(self._record_start, sid, _int(class_id, "class_id"))
 
     def record_stop(self, sid: str) -> None:
         return self.call(self._record_stop, sid)
@@ -507,13 +510,13 @@ class Pipeline:
         return self.call(self._undo)
 
     def delete_example(self, example_id: int) -> None:
-        return self.call(self._delete_example, example_id)
+        return self.call(self._delete_example, _int(example_id, "example_id"))
 
     def set_method(self, method: str) -> None:
-        return self.call(self._set_method, method)
+        return self.call(self._set_method, _method(method))
 
     def train(self, method: Optional[str] = None) -> dict:
-        return self.call(self._train, method)
+        return self.call(self._train, None if method is None else _method(method))
 
     def reset(self) -> None:
         return self.call(self._reset)
@@ -672,18 +675,17 @@ class Pipeline:
         raise ServiceError("not_found", f"There is no class {class_id}.", 404)
 
     def _add_class(self, name: str) -> dict:
-        row = self.store.add_class(_name(name))
+        row = self.store.add_class(name)
         self.learner.add_class(row.id)
         self._refresh_state()
         return self._class_row(row.id)
 
     def _rename_class(self, class_id: int, name: str) -> dict:
-        self.store.rename_class(_int(class_id, "class_id"), _name(name))
+        self.store.rename_class(class_id, name)
         self._refresh_state()
         return self._class_row(class_id)
 
     def _delete_class(self, class_id: int) -> None:
-        class_id = _int(class_id, "class_id")
         self.store.delete_class(class_id)
         self.learner.remove_class(class_id)
         for sid, rec in list(self._recorders.items()):
@@ -692,14 +694,12 @@ class Pipeline:
         self._changed()
 
     def _clear_class(self, class_id: int) -> int:
-        class_id = _int(class_id, "class_id")
         removed = self.store.clear_class(class_id)
         self.learner.clear_class(class_id)
         self._changed()
         return len(removed)
 
     def _record_start(self, sid: str, class_id: int) -> None:
-        class_id = _int(class_id, "class_id")
         self.store.get_class(class_id)  # NotFound for an unknown class
         burst = self.store.new_burst()
         self._recorders[sid] = _Recorder(class_id, burst, self.clock())
@@ -721,17 +721,13 @@ class Pipeline:
         return len(removed)
 
     def _delete_example(self, example_id: int) -> None:
-        removed = self.store.delete_examples([_int(example_id, "example_id")])
+        removed = self.store.delete_examples([example_id])
         if not removed:
             raise ServiceError("not_found", f"There is no example {example_id}.", 404)
         self.learner.remove(removed)
         self._changed()
 
     def _set_method(self, method: str) -> None:
-        if method not in METHODS:
-            raise ServiceError(
-                "bad_method", f"Unknown method {method!r}: use {', '.join(METHODS)}."
-            )
         if method != self.learner.name:
             new = make_learner(method, **self.learner_options)
             new.load_state(self.learner.state())
@@ -1118,6 +1114,13 @@ def _name(name) -> str:
     if not isinstance(name, str):
         raise ServiceError("bad_name", "A class name must be text.")
     return name
+
+
+def _method(method) -> str:
+    if not isinstance(method, str) or method not in METHODS:
+        shown = repr(method) if isinstance(method, str) else "of the wrong type"
+        raise ServiceError("bad_method", f"Unknown method {shown[:40]}: use {', '.join(METHODS)}.")
+    return method
 
 
 def _int(value, what: str) -> int:

@@ -182,6 +182,8 @@ def test_bad_requests_change_nothing(make):
         (lambda: pipe.record_start("e", 999), "not_found"),
         (lambda: pipe.delete_example(12345), "not_found"),
         (lambda: pipe.set_method("magic"), "bad_method"),
+        (lambda: pipe.set_method({"x": 1}), "bad_method"),
+        (lambda: pipe.train(["auto"]), "bad_method"),
         (lambda: pipe.undo(), "nothing_to_undo"),
         (lambda: pipe.train(), "nothing_to_train"),
     ]
@@ -191,6 +193,31 @@ def test_bad_requests_change_nothing(make):
         assert err.value.code == code, (code, err.value.message)
     assert pipe.state()["classes"] == before
     assert [c.name for c in store.classes()] == [cls["name"]]
+
+
+def test_arguments_of_the_wrong_type_are_refused_without_waiting_for_the_worker(make):
+    pipe, camera, events, store = make()
+    busy, release = threading.Event(), threading.Event()
+    blocked = pipe.submit(lambda: busy.set() or release.wait(10))
+    try:
+        assert busy.wait(5)
+        for call in (
+            lambda: pipe.add_class({"a": 1}),
+            lambda: pipe.rename_class([1], "x"),
+            lambda: pipe.delete_class("1"),
+            lambda: pipe.clear_class(None),
+            lambda: pipe.record_start("sid", 1.5),
+            lambda: pipe.delete_example(True),
+            lambda: pipe.set_method({}),
+            lambda: pipe.train(3),
+        ):
+            with pytest.raises(ServiceError) as err:
+                call()  # answered at once: the worker is still blocked
+            assert err.value.code in ("bad_name", "bad_request", "bad_method")
+        assert not blocked.done()
+    finally:
+        release.set()
+    assert blocked.result(5) is True
 
 
 def test_state_survives_a_restart_with_identical_predictions(make, tmp_path, extractor, digits_dir):
