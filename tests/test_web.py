@@ -148,6 +148,8 @@ def test_train_reports_progress_and_a_second_request_is_busy(app, http, digit_jp
         ("delete_class", {"class_id": 999}, "not_found"),
         ("record_start", {"class_id": None}, "bad_request"),
         ("set_method", {"method": 3}, "bad_method"),
+        ("set_method", {"method": {}}, "bad_method"),
+        ("train", {"method": ["auto"]}, "bad_method"),
         ("delete_example", {"example_id": -1}, "not_found"),
     ],
 )
@@ -429,13 +431,31 @@ def test_this_machines_own_name_is_accepted(http):
 
 
 def test_packets_with_more_than_one_attachment_are_refused(app):
-    from server.web import OneAttachmentPacket
+    from server.web import CheckedPacket
 
     socketio = app.extensions["teachable"].socketio
-    assert socketio.server.packet_class is OneAttachmentPacket
-    assert OneAttachmentPacket(encoded_packet='51-["frame",{"_placeholder":true,"num":0}]')
+    assert socketio.server.packet_class is CheckedPacket
+    assert CheckedPacket(encoded_packet='51-["frame",{"_placeholder":true,"num":0}]')
     with pytest.raises(ValueError, match="1000000000 attachments"):
-        OneAttachmentPacket(encoded_packet='51000000000-["frame",{"_placeholder":true,"num":0}]')
+        CheckedPacket(encoded_packet='51000000000-["frame",{"_placeholder":true,"num":0}]')
+
+
+@pytest.mark.parametrize("packet", ['2["disconnect"]', '2["connect",{}]', '21["disconnect",1]'])
+def test_a_reserved_event_closes_the_client_and_runs_no_handler(app, http, monkeypatch, packet):
+    # python-socketio would run the disconnect (or connect) handler for it: the kiosk would
+    # count one browser fewer and stop streaming to it while its connection stayed open
+    services = app.extensions["teachable"]
+    server, closed = services.socketio.server, []
+    monkeypatch.setattr(server.eio, "disconnect", lambda eio_sid: closed.append(eio_sid))
+    client = sio(app, http)
+    services.pipeline.call(lambda: None)  # the worker has counted the client
+    streamed = set(services.streamer.stats())
+    assert len(streamed) == 1 and http.get("/healthz").get_json()["clients"] == 1
+    server.eio.handlers["message"](client.eio_sid, packet)  # as Engine.IO hands it over
+    assert closed == [client.eio_sid]
+    services.pipeline.call(lambda: None)
+    assert set(services.streamer.stats()) == streamed
+    assert http.get("/healthz").get_json()["clients"] == 1
 
 
 def test_a_flood_of_events_is_slowed_down_not_queued(app, http, monkeypatch):

@@ -78,7 +78,7 @@ def init_web(app: Flask, *, pipeline, settings, camera) -> tuple:
     socketio = SocketIO(
         app,
         async_mode="threading",
-        serializer=OneAttachmentPacket,
+        serializer=CheckedPacket,
         async_handlers=False,  # one thread per connection, never one per event
         cors_allowed_origins=partial(origin_allowed, allowed=settings.allow_origins),
         max_http_buffer_size=MAX_SOCKET_MESSAGE,
@@ -117,18 +117,29 @@ def _serialize_sends(server) -> None:
     server._send_eio_packet = locked_send_eio_packet
 
 
-class OneAttachmentPacket(sio_packet.Packet):
-    """Socket.IO packets that may carry at most one binary attachment.
+# event names the Socket.IO protocol keeps for itself: a browser never emits them
+RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "disconnecting"})
 
-    Only ``frame`` is binary, with one JPEG; a header claiming more (say 10⁹) would make the
-    server buffer every later message as an attachment. Decoding one raises, which closes the
-    connection.
+
+class CheckedPacket(sio_packet.Packet):
+    """Socket.IO packets as a browser sends them; decoding any other raises, which closes the
+    connection (``_drop_undecodable_clients``).
+
+    - At most one binary attachment. Only ``frame`` is binary, with one JPEG; a header claiming
+      more (say 10⁹) would make the server buffer every later message as an attachment.
+    - No event named like a reserved one: python-socketio would run the ``disconnect`` (or
+      ``connect``) handler for it while the connection stays open, so one client could make the
+      kiosk miscount its browsers and stop its own stream.
     """
 
     def decode(self, encoded_packet):
         count = super().decode(encoded_packet)
         if (count or 0) > 1:
             raise ValueError(f"a packet with {count} attachments: at most 1 is accepted")
+        if self.packet_type in (sio_packet.EVENT, sio_packet.BINARY_EVENT):
+            name = self.data[0] if isinstance(self.data, list) and self.data else None
+            if isinstance(name, str) and name in RESERVED_EVENTS:
+                raise ValueError(f"an event named {name!r}, which is reserved")
         return count
 
 
