@@ -86,10 +86,12 @@ def fuzzed(server):
     finally:
         for w in watchers:
             w.close()
-    sent = sum(r["sent"] for r in results)
+    fuzzers = [r for r in results if r["role"] == "fuzzer"]
+    arguers = [r for r in results if r["role"] == "arguer"]
+    sent = sum(r["sent"] for r in fuzzers)  # the 10,000, besides the arguers' events
     confirmed = sum(r["confirmed"] for r in results)
-    connections = sum(r["connections"] for r in results)
-    refused = sum(r["refused"] for r in results)
+    connections = sum(r["connections"] for r in fuzzers)
+    refused = sum(r["refused"] for r in fuzzers)
     log = Path(server.log.name).read_text(errors="replace")
     ratios = [round(d / s, 3) if s else None for d, s in zip(during, solo)]
     record(
@@ -97,6 +99,8 @@ def fuzzed(server):
         packets_sent=sent,
         packets_read_by_server=confirmed,
         fuzzers=FUZZERS,
+        events_that_decode_sent=sum(r["sent"] for r in arguers),
+        their_connections=[r["connections"] for r in arguers],
         fuzz_seconds=round(fuzz_s, 1),
         connections=connections,
         refused_handshakes=refused,
@@ -121,6 +125,7 @@ def fuzzed(server):
         "still_connected": still_connected,
         "handled": handled,
         "within_20ms": within_20ms,
+        "arguer_connections": [r["connections"] for r in arguers],
     }
 
 
@@ -135,10 +140,15 @@ def test_fuzzed_packets_crash_nothing(server, fuzzed):
 
 def test_fuzzed_events_are_handled_within_20_ms(fuzzed):
     # ``/metrics``' handler histogram: 99 % of the events that reached a handler finished in
-    # at most 20 ms (its bucket bounds: 1, 2.5, 5, 10, 20, 50 ms ...)
-    assert fuzzed["handled"] > 20  # most fuzzed packets close their socket before a handler
+    # at most 20 ms (its bucket bounds: 1, 2.5, 5, 10, 20, 50 ms ...). Most fuzzed packets do
+    # not decode and close their connection before any handler; the events that do decode
+    # (wrong argument types, deep nesting) come ~15 a second on two connections of their own,
+    # so the percentile has samples enough (with 40, it would be the slowest one)
+    assert fuzzed["handled"] >= 500, fuzzed
     assert fuzzed["within_20ms"] >= 0.99, fuzzed
     assert fuzzed["still_connected"]
+    # an event that decodes gets its error answer; its connection stays open
+    assert fuzzed["arguer_connections"] == [1, 1], fuzzed
 
 
 def test_fuzzed_packets_leave_the_others_their_frames(fuzzed):
