@@ -97,6 +97,30 @@ def test_a_client_that_never_acknowledges_does_not_hold_up_the_others(server):
         fast.close(), slow.close()
 
 
+def test_the_worker_starts_every_thread_of_its_pool_at_once(tmp_path, folder_camera, shared_dir):
+    # gunicorn's pool (max clients + 8 threads) otherwise starts a thread whenever none is
+    # idle and keeps it: browsers reconnecting at the same time made the count creep up
+    s = Server(tmp_path, folder_camera, shared_dir, "--max-clients", "4")
+    try:
+        (worker,) = [p for p in s.pids() if p != s.proc.pid]
+
+        def threads():
+            return len(os.listdir(f"/proc/{worker}/task"))
+
+        before = threads()
+        assert before >= 4 + 8 + 3  # the pool, the main thread, the pipeline's own
+        for _ in range(3):
+            clients = [Client(s.url) for _ in range(4)]
+            eventually(lambda c=clients: all(len(x.frames) > 2 for x in c), what="frames")
+            for c in clients:
+                c.close()
+            # engineio's: a writer per WebSocket, a ping thread that ends within its 10 s
+            # interval, and one service thread from the first connection on
+            eventually(lambda: threads() <= before + 1, timeout=15, what=f"{before} threads")
+    finally:
+        s.stop()
+
+
 def test_state_survives_kill_9_and_nothing_is_left_behind(
     tmp_path, folder_camera, shared_dir, digits_dir
 ):

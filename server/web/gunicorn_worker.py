@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent import futures
+
 from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 
@@ -23,6 +26,20 @@ class KioskThreadWorker(ThreadWorker):
     so no pool thread lingers and the pool does not grow when browsers reconnect. Versions
     whose ``handle`` answers differently (a tuple, before gunicorn 24) are left as they are.
     """
+
+    def get_thread_pool(self):
+        """The pool with all its threads started now. ``ThreadPoolExecutor`` starts one the
+        first time no thread is idle, and keeps it: the thread count crept up (27 → 29 in the
+        soak) whenever browsers reconnecting overlapped, instead of staying flat."""
+        pool = super().get_thread_pool()
+        started = threading.Barrier(self.cfg.threads)
+        # each holds its thread until all have started, so every submit starts a new one
+        waits = [pool.submit(started.wait, 30) for _ in range(self.cfg.threads)]
+        futures.wait(waits, timeout=35)
+        failed = [w for w in waits if not w.done() or w.exception() is not None]
+        if failed:  # the pool still starts threads as it needs them
+            self.log.warning("started %d of %d threads", len(waits) - len(failed), len(waits))
+        return pool
 
     def handle_request(self, req, conn):
         try:
