@@ -12,6 +12,8 @@ import logging
 from pathlib import Path
 from typing import Callable, Optional
 
+from server.hw.cameras import check_camera_spec
+from server.learn import METHODS
 from server.models import atomic_write
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,7 @@ LIMITS = {
     "unknown_quantile": (0.0, 0.5),
     "smoothing": (0.0, 0.95),
 }
+UNSET = ("camera", "method", "smoothing")  # may be None: the start-up setting applies
 
 
 class OperatorError(ValueError):
@@ -48,7 +51,9 @@ def validate(changes: dict) -> dict:
         raise OperatorError(f"Unknown operator setting(s): {', '.join(sorted(unknown))}.")
     clean = {}
     for key, value in changes.items():
-        if key in LIMITS and value is not None:
+        if value is None and key in UNSET:
+            pass
+        elif key in LIMITS:
             low, high = LIMITS[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise OperatorError(f"{key} must be a number.")
@@ -57,8 +62,15 @@ def validate(changes: dict) -> dict:
             value = float(value)
         elif key == "keep_visitor_data" and not isinstance(value, bool):
             raise OperatorError("keep_visitor_data must be true or false.")
-        elif key in ("camera", "method") and value is not None and not isinstance(value, str):
+        elif key in ("camera", "method") and not isinstance(value, str):
             raise OperatorError(f"{key} must be text.")
+        elif key == "method" and value not in METHODS:
+            raise OperatorError(f"method must be one of {', '.join(METHODS)}.")
+        elif key == "camera":
+            try:
+                value = check_camera_spec(value)
+            except ValueError as e:
+                raise OperatorError(f"camera: {e}") from None
         clean[key] = value
     return clean
 

@@ -49,6 +49,12 @@ def test_operator_settings_are_saved_and_reloaded(tmp_path):
         ({"keep_visitor_data": "yes"}, "true or false"),
         ({"colour": "red"}, "Unknown operator setting"),
         ({"camera": 3}, "camera must be text"),
+        ({"camera": "my webcam"}, "unknown camera"),
+        ({"camera": "folder:"}, "unknown camera"),
+        ({"idle_minutes": None}, "idle_minutes must be a number"),
+        ({"unknown_quantile": None}, "unknown_quantile must be a number"),
+        ({"method": "magic"}, "method must be one of"),
+        ({"method": ["auto"]}, "method must be text"),
         ([], "JSON object"),
     ],
 )
@@ -69,3 +75,11 @@ def test_a_corrupt_operator_file_falls_back_to_defaults(tmp_path):
 
 def test_validate_keeps_none_for_settings_that_follow_the_flags():
     assert validate({"smoothing": None, "camera": None}) == {"smoothing": None, "camera": None}
+    assert validate({"method": None}) == {"method": None}
+
+
+@pytest.mark.parametrize(
+    "spec", ["auto", "synthetic", "browser", "0", "/dev/video2", "v4l2:1", "folder:/x", " file:a "]
+)
+def test_every_kind_of_camera_may_be_chosen(spec):
+    assert validate({"camera": spec}) == {"camera": spec.strip()}

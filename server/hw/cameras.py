@@ -898,6 +898,22 @@ def open_camera(
     raise ValueError(f"unknown camera {given!r}: {_SPECS}")
 
 
+def check_camera_spec(spec) -> str:
+    """``spec``, stripped, if it names a kind of camera that ``open_camera`` knows (the device
+    or path itself may be missing until the camera opens); ValueError otherwise."""
+    text = spec.strip() if isinstance(spec, str) else ""
+    kind, colon, arg = text.partition(":")
+    device = arg if kind == "v4l2" and colon else text
+    if (
+        text in ("auto", "synthetic", "browser")
+        or device.isdigit()
+        or device.startswith("/dev/")
+        or (kind in ("file", "folder") and colon and arg)
+    ):
+        return text
+    raise ValueError(f"unknown camera {str(spec)[:80]!r}: {_SPECS}")
+
+
 def _video_path(arg: str) -> Path:
     if not arg:
         raise ValueError("file: needs a video, e.g. file:/home/pi/demo.mp4")
