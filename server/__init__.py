@@ -56,7 +56,6 @@ def create_app(
       on_fault: called when the extractor hangs or keeps failing (``Pipeline``).
     """
     from server import exhibit as exhibit_mod
-    from server.hw.cameras import open_camera
     from server.hw.extractor import open_extractor
     from server.metrics import Metrics
     from server.pipeline import Pipeline
@@ -82,7 +81,7 @@ def create_app(
         mirror=settings.mirror,
         avoid_tpu=avoid_tpu,
     )
-    camera = camera or open_camera(camera_spec, fps=settings.camera_fps)
+    camera = camera or _open_camera(camera_spec, settings)
     app = Flask(__name__, static_folder="../static", template_folder="../templates")
     pipeline = Pipeline(
         settings,
@@ -100,3 +99,19 @@ def create_app(
         pipeline.start()
         streamer.start()
     return app
+
+
+def _open_camera(spec: str, settings: Settings):
+    """The camera ``spec`` names; the ``--camera`` one if the operator's choice (exhibit mode)
+    cannot be opened: a mistyped path must not keep the kiosk from starting."""
+    from server.hw.cameras import OpenCVMissing, open_camera
+
+    try:
+        return open_camera(spec, fps=settings.camera_fps)
+    except (ValueError, OpenCVMissing) as e:
+        if spec == settings.camera:
+            raise
+        log.error(
+            "the operator's camera %r cannot be used (%s): using %r", spec, e, settings.camera
+        )
+        return open_camera(settings.camera, fps=settings.camera_fps)

@@ -237,3 +237,15 @@ def test_five_wrong_pins_make_the_guesser_wait(exhibit_app):
     assert locked.get_json()["error"]["message"] == "Too many wrong PINs: try again in 60 s."
     now[0] += 61
     assert http.get("/api/operator", headers={"X-Pin": PIN}).status_code == 200
+
+
+def test_an_operator_camera_that_cannot_open_falls_back_to_the_flag(tmp_path, extractor, caplog):
+    # a folder that is gone (a USB stick taken out) must not keep the kiosk from starting
+    OperatorConfig(tmp_path).update({"camera": f"folder:{tmp_path / 'gone'}"})
+    settings = Settings(data_dir=tmp_path, exhibit=True, pin=PIN, camera="synthetic")
+    app = create_app(settings, extractor=extractor, start=False)
+    try:
+        assert app.extensions["teachable"].camera.name == "synthetic"
+        assert "the operator's camera" in caplog.text and "image folder not found" in caplog.text
+    finally:
+        app.extensions["teachable"].close()
