@@ -532,3 +532,46 @@ def test_token_bucket_refills_at_its_rate():
     assert [bucket.take() for _ in range(4)] == [True, True, True, False]
     now[0] += 1.0
     assert [bucket.take() for _ in range(3)] == [True, True, False]
+
+
+NESTED = {"a": {"b": [1]}}
+WRONG_FIELDS = [
+    ("POST", "/api/classes", "name", [-1, True, 1.5, "", "x" * 5000, [], {}, ["a"], NESTED]),
+    ("PATCH", "/api/classes/{id}", "name", [-1, True, "", "x" * 5000, [], {}, NESTED]),
+    ("POST", "/api/train", "method", [-1, True, "", "magic", [], {}, ["auto"], NESTED]),
+    ("PUT", "/api/operator", "idle_minutes", [None, -1, True, "5", 1e9, [], {}, NESTED]),
+    ("PUT", "/api/operator", "unknown_quantile", [None, 1, True, "0.1", [], {}]),
+    ("PUT", "/api/operator", "smoothing", [-1, True, "0.5", [], {}]),
+    ("PUT", "/api/operator", "method", ["magic", 1, [], {}, ["auto"]]),
+    ("PUT", "/api/operator", "camera", ["my webcam", "folder:", 0, [], {}]),
+    ("PUT", "/api/operator", "keep_visitor_data", [None, 1, "yes", [], {}]),
+    ("POST", "/api/classes", None, [[], "x", 1, ["name"]]),  # None: the whole body
+    ("POST", "/api/train", None, [[], "x", 1]),
+    ("PUT", "/api/operator", None, [[], "x", 1, NESTED]),
+]
+
+
+@pytest.mark.parametrize(
+    "method, path, field, values", WRONG_FIELDS, ids=[f"{m} {p} {f}" for m, p, f, _ in WRONG_FIELDS]
+)
+def test_rest_values_of_the_wrong_type_get_a_4xx_and_change_nothing(
+    app_factory, method, path, field, values
+):
+    app = app_factory(exhibit=True, pin="2468")
+    http = app.test_client()
+    pin = {"X-Pin": "2468"}
+    class_id = http.post("/api/classes", json={"name": "keep"}).get_json()["id"]
+
+    def taught():  # what a request could change (the state also holds live figures)
+        state = http.get("/api/state").get_json()
+        operator = http.get("/api/operator", headers=pin).get_json()["settings"]
+        return state["classes"], state["method"], operator
+
+    before = taught()
+    for value in values:
+        body = value if field is None else {field: value}
+        answer = http.open(path.format(id=class_id), method=method, json=body, headers=pin)
+        assert 400 <= answer.status_code < 500, (body, answer.status_code)
+        error = answer.get_json()["error"]
+        assert error["code"] and error["message"], body
+    assert taught() == before
