@@ -1118,8 +1118,8 @@ def _name(name) -> str:
 
 def _method(method) -> str:
     if not isinstance(method, str) or method not in METHODS:
-        shown = repr(method) if isinstance(method, str) else "of the wrong type"
-        raise ServiceError("bad_method", f"Unknown method {shown[:40]}: use {', '.join(METHODS)}.")
+        given = f" {method[:40]!r}" if isinstance(method, str) else ""
+        raise ServiceError("bad_method", f"Unknown method{given}: use {', '.join(METHODS)}.")
     return method
 
 
