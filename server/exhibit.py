@@ -88,9 +88,19 @@ class OperatorConfig:
         self.values = dict(DEFAULTS)
         if self.path.is_file():
             try:
-                self.values.update(validate(json.loads(self.path.read_text())))
+                saved = json.loads(self.path.read_text())
+                if not isinstance(saved, dict):
+                    raise ValueError("not a JSON object")
             except (OSError, ValueError) as e:
                 log.warning("ignoring %s (%s): using the defaults", self.path, e)
+                return
+            # one setting at a time: one that an older version let through, or a hand edit,
+            # costs only itself
+            for key, value in saved.items():
+                try:
+                    self.values.update(validate({key: value}))
+                except OperatorError as e:
+                    log.warning("ignoring %s in %s (%s): using its default", key, self.path, e)
 
     def __getitem__(self, key: str):
         return self.values[key]

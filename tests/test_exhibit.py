@@ -69,8 +69,20 @@ def test_bad_operator_settings_are_refused_and_change_nothing(tmp_path, changes,
 def test_a_corrupt_operator_file_falls_back_to_defaults(tmp_path):
     (tmp_path / "operator.json").write_text("{not json")
     assert OperatorConfig(tmp_path)["idle_minutes"] == 3.0
+    (tmp_path / "operator.json").write_text("[1, 2]")
+    assert OperatorConfig(tmp_path).values == OperatorConfig(tmp_path / "none").values
     (tmp_path / "operator.json").write_text(json.dumps({"idle_minutes": -1}))
     assert OperatorConfig(tmp_path)["idle_minutes"] == 3.0
+
+
+def test_one_bad_saved_setting_costs_only_itself(tmp_path, caplog):
+    # e.g. a null idle time, which an older version saved
+    saved = {"idle_minutes": None, "method": "knn", "smoothing": 0.5, "colour": "red"}
+    (tmp_path / "operator.json").write_text(json.dumps(saved))
+    config = OperatorConfig(tmp_path)
+    assert config["idle_minutes"] == 3.0 and "idle_minutes" in caplog.text
+    assert config["method"] == "knn" and config["smoothing"] == 0.5
+    assert "colour" not in config.values and "colour" in caplog.text
 
 
 def test_validate_keeps_none_for_settings_that_follow_the_flags():
