@@ -97,7 +97,9 @@ def test_a_client_that_never_acknowledges_does_not_hold_up_the_others(server):
         fast.close(), slow.close()
 
 
-def test_the_worker_starts_every_thread_of_its_pool_at_once(tmp_path, folder_camera, shared_dir):
+def test_the_worker_starts_its_whole_pool_and_ends_each_sockets_threads(
+    tmp_path, folder_camera, shared_dir
+):
     # gunicorn's pool (max clients + 8 threads) otherwise starts a thread whenever none is
     # idle and keeps it: browsers reconnecting at the same time made the count creep up
     s = Server(tmp_path, folder_camera, shared_dir, "--max-clients", "4")
@@ -114,9 +116,9 @@ def test_the_worker_starts_every_thread_of_its_pool_at_once(tmp_path, folder_cam
             eventually(lambda c=clients: all(len(x.frames) > 2 for x in c), what="frames")
             for c in clients:
                 c.close()
-            # engineio's: a writer per WebSocket, a ping thread that ends within its 10 s
-            # interval, and one service thread from the first connection on
-            eventually(lambda: threads() <= before + 1, timeout=15, what=f"{before} threads")
+            # each WebSocket's reader, writer and ping threads end with it (the ping thread
+            # used to sleep out its 10 s interval); engineio's service thread stays
+            eventually(lambda: threads() <= before + 1, timeout=3, what=f"{before} threads")
     finally:
         s.stop()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from functools import partial
 
 from engineio import packet as eio_packet
@@ -75,6 +76,7 @@ def init_web(app: Flask, *, pipeline, settings, camera) -> tuple:
         return e
 
     _refuse_websocket_compression()
+    _end_pings_with_their_socket()
     socketio = SocketIO(
         app,
         async_mode="threading",
@@ -141,6 +143,40 @@ class CheckedPacket(sio_packet.Packet):
             if isinstance(name, str) and name in RESERVED_EVENTS:
                 raise ValueError(f"an event named {name!r}, which is reserved")
         return count
+
+
+def _end_pings_with_their_socket() -> None:
+    """engineio sends each ping from a new thread that first sleeps the ping interval (10 s), so
+    a closed socket's thread lived on for up to 10 s: the worker's thread count read one more
+    for every browser that had just reconnected. Here the wait ends when the socket closes.
+    Applied to engineio 4's ``Socket`` (whose ``_send_ping`` this repeats, after the wait)."""
+    import engineio.socket
+
+    base = engineio.socket.Socket
+    if getattr(base, "pings_end_with_socket", False) or not hasattr(base, "_send_ping"):
+        return
+
+    class Socket(base):
+        pings_end_with_socket = True
+
+        def __init__(self, *args, **kwargs):
+            self._ended = threading.Event()
+            super().__init__(*args, **kwargs)
+
+        def close(self, *args, **kwargs):
+            try:
+                return super().close(*args, **kwargs)
+            finally:
+                self._ended.set()
+
+        def _send_ping(self):
+            if self._ended.wait(self.server.ping_interval):
+                return  # closed meanwhile: no ping, no thread left waiting
+            if not self.closing and not self.closed:
+                self.last_ping = time.time()
+                self.send(eio_packet.Packet(eio_packet.PING))
+
+    engineio.socket.Socket = Socket
 
 
 def _refuse_websocket_compression() -> None:
