@@ -52,8 +52,9 @@ def validate(changes: dict) -> dict:
     clean = {}
     for key, value in changes.items():
         if value is None and key in UNSET:
-            pass
-        elif key in LIMITS:
+            clean[key] = None
+            continue
+        if key in LIMITS:
             low, high = LIMITS[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise OperatorError(f"{key} must be a number.")

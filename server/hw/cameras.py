@@ -872,7 +872,7 @@ def open_camera(
         the message is one line that says what to fix.
       OpenCVMissing: a webcam or video file is asked for and OpenCV is not installed.
     """
-    given, spec = spec, (spec or "").strip()
+    given, spec = spec, (spec or "").strip()  # the kinds below: also in check_camera_spec
     if not fps > 0:
         raise ValueError(f"the camera fps must be positive, not {fps}")
     if len(size) != 2 or min(int(size[0]), int(size[1])) <= 0:
@@ -900,7 +900,8 @@ def open_camera(
 
 def check_camera_spec(spec) -> str:
     """``spec``, stripped, if it names a kind of camera that ``open_camera`` knows (the device
-    or path itself may be missing until the camera opens); ValueError otherwise."""
+    or path itself may be missing until the camera opens); ValueError otherwise. The same
+    grammar as ``open_camera``'s: a new kind of camera goes into both."""
     text = spec.strip() if isinstance(spec, str) else ""
     kind, colon, arg = text.partition(":")
     device = arg if kind == "v4l2" and colon else text

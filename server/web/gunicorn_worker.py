@@ -23,7 +23,7 @@ class KioskThreadWorker(ThreadWorker):
     anybody, page loads and ``/healthz`` included, for 2 s. Here the pool's thread closes it,
     and the main loop's close becomes a no-op. A WebSocket (the app took the socket over and
     ended with ``StopIteration``) has no HTTP response left to protect: it is closed at once,
-    so no pool thread lingers and the pool does not grow when browsers reconnect. Versions
+    so its pool thread is free again at once, not 2 s later. Versions
     whose ``handle`` answers differently (a tuple, before gunicorn 24) are left as they are.
     """
 
