@@ -45,6 +45,7 @@ def create_app(
     start: bool = True,
     avoid_tpu: str = "",
     on_fault=None,
+    probe_result=None,
 ) -> Flask:
     """Builds the Flask app, its Socket.IO server, the pipeline and the streamer.
 
@@ -53,6 +54,8 @@ def create_app(
       camera, extractor, store: collaborators to use instead of those the settings describe.
       start: start the camera, pipeline and streamer threads now.
       avoid_tpu: a reason not to open a present Edge TPU (``server.supervisor``).
+      probe_result: the Edge TPU probe ``python -m server`` ran before the worker started
+        (``server.hw.probe``); without it, opening the extractor probes when it must.
       on_fault: called when the extractor hangs or keeps failing (``Pipeline``).
     """
     from server import exhibit as exhibit_mod
@@ -80,6 +83,8 @@ def create_app(
         data_dir=settings.data_dir,
         mirror=settings.mirror,
         avoid_tpu=avoid_tpu,
+        edgetpu_lib=settings.edgetpu_lib,
+        probe_result=probe_result,
     )
     camera = camera or _open_camera(camera_spec, settings)
     app = Flask(__name__, static_folder="../static", template_folder="../templates")

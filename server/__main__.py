@@ -17,6 +17,8 @@ import signal
 import sys
 
 from server import memory, models, supervisor
+from server.hw import probe
+from server.hw import runtime as rt
 from server.settings import Settings, SettingsError, from_args
 
 log = logging.getLogger("server")
@@ -65,7 +67,31 @@ def check_models(settings: Settings) -> None:
     )
 
 
-def serve(settings: Settings) -> None:
+def probe_edgetpu(settings: Settings):
+    """The Edge TPU probe, in a child process, before any worker starts (None: not needed).
+
+    ``--tpu on`` always probes; ``auto`` only when Linux sees an Edge TPU, so that a machine
+    without one starts as fast as before.
+    """
+    if settings.tpu == "off" or (settings.tpu == "auto" and not rt.edgetpu_devices()):
+        return None
+    result = probe.probe_edgetpu(
+        settings.edgetpu_lib,
+        cpu_model=settings.model,
+        data_dir=settings.data_dir,
+        mirror=settings.mirror,
+        download=settings.tpu == "on",
+    )
+    log.log(
+        logging.INFO if result.ok else logging.WARNING,
+        "Edge TPU probe: %s: %s",
+        result.outcome,
+        result.diagnosis,
+    )
+    return result
+
+
+def serve(settings: Settings, probe_result=None) -> None:
     from gunicorn.app.base import BaseApplication
 
     from server import create_app
@@ -95,7 +121,10 @@ def serve(settings: Settings) -> None:
 
         def load(self):
             return create_app(
-                settings, avoid_tpu=supervisor.avoid_tpu(), on_fault=restart_after_fault
+                settings,
+                avoid_tpu=supervisor.avoid_tpu(),
+                on_fault=restart_after_fault,
+                probe_result=probe_result,
             )
 
     KioskServer().run()
@@ -115,6 +144,10 @@ def main(argv=None) -> int:
     except models.ModelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    result = probe_edgetpu(settings)
+    if settings.tpu == "on" and not result.ok:
+        print(f"error: --tpu on: Edge TPU {result.outcome}: {result.diagnosis}", file=sys.stderr)
+        return 1
     log.info(
         "serving on http://%s:%d (camera %s, tpu %s, data %s)",
         settings.host,
@@ -123,7 +156,7 @@ def main(argv=None) -> int:
         settings.tpu,
         settings.data_dir,
     )
-    serve(settings)
+    serve(settings, result)
     return 0
 
 

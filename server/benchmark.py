@@ -1,6 +1,10 @@
 """Speed figures of the learning core on this machine (medians, measured side by side).
 
-    python -m server.benchmark [--rounds N] [--json] [--tpu auto|on|off] [--image PATH]
+    python -m server.benchmark [--rounds N] [--json] [--tpu auto|on|off] [--edgetpu-lib PATH]
+                               [--image PATH]
+
+With the Edge TPU, the extractor is opened only after ``server.hw.probe`` passed in a child
+process, so a libedgetpu that crashes is reported in one line, not by a signal.
 
 * extractor: the runtime's bare ``invoke()`` against the extractor's whole ``embed()``
   (preprocessing, input copy, invoke, dequantisation), interleaved so both see the same load;
@@ -94,11 +98,12 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=200, help="timed rounds (default 200)")
     p.add_argument("--image", type=Path, help="an image to embed (default: a 640x480 test frame)")
     p.add_argument("--tpu", choices=("auto", "on", "off"), default="auto")
+    p.add_argument("--edgetpu-lib", type=Path, help="the libedgetpu file to use")
     p.add_argument("--data-dir", type=Path, help="where models are cached")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     try:
-        extractor = open_extractor(args.tpu, data_dir=args.data_dir)
+        extractor = open_extractor(args.tpu, data_dir=args.data_dir, edgetpu_lib=args.edgetpu_lib)
     except (models.ModelError, rt.EdgeTpuUnavailable, rt.NoRuntime) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -650,6 +650,9 @@ class Pipeline:
         }
         if self.fault:
             health["fault"] = self.fault
+        probe = getattr(self.extractor, "probe", None)
+        if probe is not None:
+            health["edgetpu"] = {"outcome": probe.outcome, "diagnosis": probe.diagnosis}
         return health
 
     @property
@@ -1023,12 +1026,14 @@ class Pipeline:
         notices = []
         if self.settings.tpu != "off" and self.extractor.backend != "edgetpu":
             notice = getattr(self.extractor, "notice", "")
-            notices.append(
-                {
-                    "code": "edgetpu_failed" if notice else "no_edgetpu",
-                    "message": notice or "No Edge TPU: the camera runs on the CPU (slower).",
-                }
-            )
+            entry = {
+                "code": "edgetpu_failed" if notice else "no_edgetpu",
+                "message": notice or "No Edge TPU: the camera runs on the CPU (slower).",
+            }
+            probe = getattr(self.extractor, "probe", None)
+            if notice and probe is not None and not probe.ok:
+                entry.update(outcome=probe.outcome, detail=probe.diagnosis)
+            notices.append(entry)
         if self.fault:
             notices.append({"code": "extractor_failed", "message": FAULT_MESSAGE})
         if self.exhibit is not None and self.exhibit.privacy:

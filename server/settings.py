@@ -34,6 +34,7 @@ class Settings:
     camera: str = "auto"
     camera_fps: float = 30.0
     tpu: str = "auto"
+    edgetpu_lib: Optional[Path] = None
     data_dir: Path = dataclasses.field(default_factory=default_data_dir)
     model: Optional[Path] = None
     mirror: Optional[Path] = None
@@ -88,6 +89,12 @@ class Settings:
         )
         if self.model is not None:
             _check(Path(self.model).is_file(), f"--model {self.model} is not a file")
+        if self.edgetpu_lib is not None:
+            _check(
+                Path(self.edgetpu_lib).is_file(),
+                f"--edgetpu-lib {self.edgetpu_lib} is not a file (give the libedgetpu.so.1 "
+                "to use, or leave it out to let the loader find it)",
+            )
 
     @property
     def db_path(self) -> Path:
@@ -121,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--camera-fps", type=float, help="frames per second for folder/synthetic")
     p.add_argument("--tpu", help="auto (default), on or off")
+    p.add_argument(
+        "--edgetpu-lib", type=Path, help="the libedgetpu file to use (default: libedgetpu.so.1)"
+    )
     p.add_argument("--data-dir", type=Path, help=f"database and models (or ${DATA_DIR_ENV})")
     p.add_argument("--model", type=Path, help="an explicit CPU extractor model file")
     p.add_argument("--mirror", type=Path, help="folder holding the model files")

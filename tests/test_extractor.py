@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from server import models
+from server.hw import probe
 from server.hw import runtime as rt
 from server.hw.extractor import Extractor, open_extractor, preprocess
 
@@ -114,7 +115,23 @@ class _NoEdgeTpuRuntime:
         raise ValueError(f"Failed to load delegate from {library}")
 
 
+class _Prober:
+    """Stands in for ``probe.probe_edgetpu``: answers ``outcome`` and counts its calls."""
+
+    def __init__(self, outcome: str):
+        self.outcome = outcome
+        self.calls = []
+
+    def __call__(self, library=None, **kwargs):
+        self.calls.append(library)
+        diagnosis = "fine" if self.outcome == "ok" else "it crashed with SIGSEGV: install X"
+        return probe.ProbeResult(
+            self.outcome, diagnosis, runtime=rt.load_runtime().name, library="libedgetpu.so.1"
+        )
+
+
 def test_tpu_auto_falls_back_to_cpu_with_one_warning(model_dir, caplog):
+    # the probe passed, but the delegate does not load after all (unplugged since)
     fake = _NoEdgeTpuRuntime()
     with caplog.at_level(logging.WARNING):
         ext = open_extractor(
@@ -123,6 +140,7 @@ def test_tpu_auto_falls_back_to_cpu_with_one_warning(model_dir, caplog):
             runtime=fake.runtime,
             download=False,
             devices=lambda: ["usb:fake"],
+            prober=_Prober("ok"),
         )
     assert ext.backend == "cpu"
     assert fake.calls == ["libedgetpu.so.1"]
@@ -141,15 +159,57 @@ def test_a_tpu_to_avoid_is_not_opened_and_the_reason_becomes_the_notice(model_di
             download=False,
             devices=lambda: ["usb:fake"],
             avoid_tpu="It stopped working.",
+            prober=_Prober("ok"),
         )
     assert ext.backend == "cpu" and fake.calls == [] and ext.notice == "It stopped working."
     assert "not using the Edge TPU: It stopped working." in caplog.text
 
 
 def test_tpu_on_without_device_says_what_to_do(model_dir):
+    # the real probe, in a child: no libedgetpu on this machine
     fake = _NoEdgeTpuRuntime()
-    with pytest.raises(rt.EdgeTpuUnavailable, match="--tpu off"):
-        open_extractor("on", data_dir=model_dir, runtime=fake.runtime, download=False)
+    with pytest.raises(rt.EdgeTpuUnavailable) as err:
+        open_extractor(
+            "on", data_dir=model_dir, runtime=fake.runtime, download=False, devices=lambda: []
+        )
+    assert "Edge TPU no_library: libedgetpu is not installed" in str(err.value)
+    assert "install-edgetpu.sh" in str(err.value) and "--tpu auto or off" in str(err.value)
+    assert fake.calls == []  # never loaded in this process
+
+
+def test_a_failed_probe_keeps_the_library_out_of_this_process(model_dir, caplog):
+    fake, prober = _NoEdgeTpuRuntime(), _Prober("crashed")
+    with caplog.at_level(logging.WARNING):
+        ext = open_extractor(
+            "auto",
+            data_dir=model_dir,
+            runtime=fake.runtime,
+            download=False,
+            devices=lambda: ["usb:fake"],
+            prober=prober,
+            edgetpu_lib="/opt/lib/libedgetpu.so.1",
+        )
+    assert ext.backend == "cpu" and fake.calls == []
+    assert prober.calls == ["/opt/lib/libedgetpu.so.1"]
+    assert ext.notice.startswith("The Edge TPU could not be used (crashed): it crashed")
+    assert ext.probe.outcome == "crashed" and ext.describe()["edgetpu"]["outcome"] == "crashed"
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "Edge TPU not used (crashed), running on the CPU: it crashed with SIGSEGV: install X"
+    ]
+
+
+def test_tpu_on_with_a_failed_probe_raises_its_diagnosis(model_dir):
+    with pytest.raises(rt.EdgeTpuUnavailable, match="Edge TPU crashed: it crashed with SIGSEGV"):
+        open_extractor("on", data_dir=model_dir, download=False, prober=_Prober("crashed"))
+
+
+def test_a_probe_already_run_is_not_run_again(model_dir):
+    prober = _Prober("ok")
+    given = probe.ProbeResult("no_device", "none here")
+    ext = open_extractor(
+        "auto", data_dir=model_dir, download=False, probe_result=given, prober=prober
+    )
+    assert ext.backend == "cpu" and prober.calls == [] and ext.probe is given
 
 
 def test_tpu_auto_never_downloads_the_edgetpu_model(tmp_path, shared_dir, monkeypatch):
@@ -187,12 +247,17 @@ def test_extractor_works_with_a_float_output_model():
 
 
 def test_auto_without_a_device_does_not_try_the_delegate(model_dir, caplog):
-    fake = _NoEdgeTpuRuntime()
+    fake, prober = _NoEdgeTpuRuntime(), _Prober("ok")
     with caplog.at_level(logging.WARNING):
         ext = open_extractor(
-            "auto", data_dir=model_dir, runtime=fake.runtime, download=False, devices=lambda: []
+            "auto",
+            data_dir=model_dir,
+            runtime=fake.runtime,
+            download=False,
+            devices=lambda: [],
+            prober=prober,
         )
-    assert ext.backend == "cpu" and fake.calls == []
+    assert ext.backend == "cpu" and fake.calls == [] and prober.calls == []
     assert "no Edge TPU found" in caplog.text
 
 

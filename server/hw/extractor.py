@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from server import models
+from server.hw import probe
 from server.hw import runtime as rt
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class Extractor:
       runtime: the runtime's name, for reports.
       notice: why the extractor runs on the CPU although an Edge TPU is plugged in (a
         sentence for the user), else ``""``.
+      probe: the Edge TPU probe's result when one ran (``server.hw.probe``), else None.
     """
 
     def __init__(
@@ -93,8 +95,10 @@ class Extractor:
         model_path: str = "",
         runtime: str = "",
         notice: str = "",
+        probe: Optional[probe.ProbeResult] = None,
     ):
         self.interpreter = interpreter
+        self.probe = probe
         self.backend = backend
         self.notice = notice
         self.model_path = str(model_path)
@@ -140,12 +144,15 @@ class Extractor:
             yield self.embed(image, flip)
 
     def describe(self) -> dict:
-        return {
+        info = {
             "backend": self.backend,
             "runtime": self.runtime,
             "model": Path(self.model_path).name,
             "latency_ms": round(self.latency_ms, 2),
         }
+        if self.probe is not None:
+            info["edgetpu"] = {"outcome": self.probe.outcome, "diagnosis": self.probe.diagnosis}
+        return info
 
 
 def open_extractor(
@@ -159,12 +166,19 @@ def open_extractor(
     download: bool = True,
     devices=rt.edgetpu_devices,
     avoid_tpu: str = "",
+    edgetpu_lib: Optional[Path] = None,
+    probe_result: Optional[probe.ProbeResult] = None,
+    prober=probe.probe_edgetpu,
 ) -> Extractor:
     """Opens the embedding extractor on the Edge TPU or the CPU.
 
+    The Edge TPU is opened in this process only after ``server.hw.probe`` passed in a child
+    process with the same library, and with the runtime the probe passed with.
+
     Args:
-      tpu: ``auto`` tries the Edge TPU and falls back to the CPU with one warning; ``on``
-        requires it; ``off`` uses the CPU.
+      tpu: ``auto`` tries the Edge TPU when Linux sees one and falls back to the CPU with one
+        warning; ``on`` requires it (and always probes: the library's own answer counts);
+        ``off`` uses the CPU.
       model_path: an explicit CPU model file (overrides the cache and mirror).
       data_dir, mirror, download: where models are found (see ``server.models.locate``).
       num_threads: CPU threads for the interpreter; defaults to the CPU count.
@@ -172,41 +186,77 @@ def open_extractor(
       devices: lists the Edge TPUs present (``runtime.edgetpu_devices``; tests inject fakes).
       avoid_tpu: with ``tpu="auto"``, a reason not to use a present Edge TPU (it failed
         earlier in this run); the CPU is used and the reason becomes the ``notice``.
+      edgetpu_lib: the libedgetpu file (default: this OS's name, found by the loader).
+      probe_result: a probe already run for these settings (``python -m server`` probes once,
+        before its worker starts), else ``prober`` runs one.
+      prober: ``probe.probe_edgetpu`` (tests inject fakes).
 
     Raises:
       ValueError: for an unknown ``tpu`` mode.
       models.ModelError: a model is missing or corrupt.
-      runtime.EdgeTpuUnavailable: ``tpu="on"`` and no Edge TPU works.
+      runtime.EdgeTpuUnavailable: ``tpu="on"`` and no Edge TPU works; the message is the
+        probe's diagnosis.
     """
     if tpu not in TPU_MODES:
         raise ValueError(f"--tpu must be one of {', '.join(TPU_MODES)}, not {tpu!r}")
-    runtime = runtime or rt.load_runtime()
     where = {"data_dir": data_dir, "mirror": mirror, "download": download}
-    notice = ""
-    if tpu == "auto" and not devices():
-        log.warning("no Edge TPU found (USB or PCIe): running the extractor on the CPU")
+    notice, result = "", None
+    if tpu == "off":
+        pass
     elif tpu == "auto" and avoid_tpu:
         log.warning("not using the Edge TPU: %s", avoid_tpu)
         notice = avoid_tpu
-    elif tpu != "off":
-        try:
-            # auto never downloads the Edge TPU build: a machine without one has no use for it
-            tpu_where = dict(where, download=download and tpu == "on")
-            path = models.locate(models.EXTRACTOR_EDGETPU, **tpu_where)
-            interpreter = rt.make_edgetpu_interpreter(str(path), runtime)
-            log.info("embedding extractor on the Edge TPU (%s)", runtime.name)
-            return Extractor(interpreter, backend="edgetpu", model_path=path, runtime=runtime.name)
-        except (rt.EdgeTpuUnavailable, models.ModelError) as e:
-            if tpu == "on":
-                raise
-            log.warning("Edge TPU not used, running on the CPU: %s", e)
-            notice = (
-                "The Edge TPU could not be used (the server log says why): the camera runs "
-                "on the CPU (slower)."
+    elif tpu == "on" or probe_result is not None or devices():
+        # auto never downloads the Edge TPU build: a machine without one has no use for it
+        tpu_where = dict(where, download=download and tpu == "on")
+        result = probe_result or prober(
+            edgetpu_lib, cpu_model=model_path, devices=devices, **tpu_where
+        )
+        if result.ok:
+            try:
+                return _open_on_edgetpu(result, runtime, tpu_where)
+            except (rt.EdgeTpuUnavailable, models.ModelError) as e:
+                if tpu == "on":
+                    raise
+                log.warning("Edge TPU not used, running on the CPU: %s", e)
+        elif tpu == "on":
+            raise rt.EdgeTpuUnavailable(
+                f"Edge TPU {result.outcome}: {result.diagnosis} (meanwhile, --tpu auto or off "
+                "runs the kiosk on the CPU)"
             )
+        else:
+            log.warning(
+                "Edge TPU not used (%s), running on the CPU: %s", result.outcome, result.diagnosis
+            )
+        notice = (
+            "The Edge TPU could not be used (the server log says why): the camera runs "
+            "on the CPU (slower)."
+            if result.ok
+            else f"The Edge TPU could not be used ({result.outcome}): {result.diagnosis}. "
+            "The camera runs on the CPU (slower)."
+        )
+    else:
+        log.warning("no Edge TPU found (USB or PCIe): running the extractor on the CPU")
+    runtime = runtime or rt.load_runtime()
     path = models.locate(models.EXTRACTOR_CPU, path=model_path, **where)
     interpreter = rt.make_cpu_interpreter(str(path), runtime, num_threads)
     log.info("embedding extractor on the CPU (%s, %s)", runtime.name, path.name)
     return Extractor(
-        interpreter, backend="cpu", model_path=path, runtime=runtime.name, notice=notice
+        interpreter,
+        backend="cpu",
+        model_path=path,
+        runtime=runtime.name,
+        notice=notice,
+        probe=result,
+    )
+
+
+def _open_on_edgetpu(result: probe.ProbeResult, runtime: Optional[rt.Runtime], where: dict):
+    """The Edge TPU interpreter, with the runtime and library that passed ``result``."""
+    path = models.locate(models.EXTRACTOR_EDGETPU, **where)
+    runtime = runtime or rt.load_runtime(result.runtime, only=True)
+    interpreter = rt.make_edgetpu_interpreter(str(path), runtime, library=result.library)
+    log.info("embedding extractor on the Edge TPU: %s", result.diagnosis)
+    return Extractor(
+        interpreter, backend="edgetpu", model_path=path, runtime=runtime.name, probe=result
     )

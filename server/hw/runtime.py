@@ -1,6 +1,7 @@
 """TFLite runtime shim and Edge TPU delegate loading.
 
-The only module that imports a TFLite runtime. Preference order: ``ai_edge_litert`` (fast
+The only module that imports a TFLite runtime in a serving process (``server.hw.probe``'s
+child imports one to try the Edge TPU first). Preference order: ``ai_edge_litert`` (fast
 XNNPACK CPU kernels, the default in requirements.txt), ``tflite_runtime`` (what Coral boards
 ship, and what pycoral uses), then ``tensorflow.lite``.
 """
@@ -49,16 +50,20 @@ class NoRuntime(RuntimeError):
     """No TFLite runtime is installed."""
 
 
-def load_runtime(preferred: Optional[str] = None) -> Runtime:
+def load_runtime(preferred: Optional[str] = None, *, only: bool = False) -> Runtime:
     """Imports the first available TFLite runtime.
 
     Args:
       preferred: ``ai_edge_litert``, ``tflite_runtime`` or ``tensorflow`` to try first.
+      only: import ``preferred`` or nothing (the Edge TPU path uses the runtime its probe
+        passed with, whichever serves the CPU path).
 
     Raises:
       NoRuntime: when none imports, with the pip command that installs one.
     """
     order = sorted(_RUNTIMES, key=lambda r: r[0] != preferred)
+    if only:
+        order = [r for r in order if r[0] == preferred]
     for name, module_name in order:
         try:
             module = importlib.import_module(module_name)
@@ -106,34 +111,34 @@ def make_cpu_interpreter(model_path: str, runtime: Runtime, num_threads: Optiona
     return interpreter
 
 
-def make_edgetpu_interpreter(model_path: str, runtime: Runtime, device: Optional[str] = None):
+def make_edgetpu_interpreter(
+    model_path: str, runtime: Runtime, library: Optional[str] = None, device: Optional[str] = None
+):
     """An allocated interpreter with the Edge TPU delegate for an ``_edgetpu`` model.
 
-    Uses pycoral when it is importable (it knows every board), else the runtime's
-    ``load_delegate`` with this platform's libedgetpu name.
+    Call it only with a ``runtime`` and ``library`` that passed ``server.hw.probe``: a
+    libedgetpu built for another TensorFlow version crashes the process right here.
+
+    Args:
+      model_path: the ``_edgetpu`` model file.
+      runtime: the runtime the probe passed with.
+      library: the libedgetpu file (default: this OS's name, ``EDGETPU_SHARED_LIB``).
+      device: a device option for the delegate (``usb``, ``usb:0``, ``pci:0``), else any.
 
     Raises:
-      EdgeTpuUnavailable: the runtime library or the device is missing.
+      EdgeTpuUnavailable: the library or the device could not be used after all (unplugged
+        since the probe, for example).
     """
+    lib = library or EDGETPU_SHARED_LIB.get(platform.system(), EDGETPU_SHARED_LIB["Linux"])
     try:
-        from pycoral.utils import edgetpu  # type: ignore[import-not-found]
-    except ImportError:
-        edgetpu = None
-    try:
-        if edgetpu is not None:
-            interpreter = edgetpu.make_interpreter(str(model_path), device=device)
-        else:
-            lib = EDGETPU_SHARED_LIB.get(platform.system(), EDGETPU_SHARED_LIB["Linux"])
-            options = {"device": device} if device else {}
-            delegate = runtime.load_delegate(lib, options)
-            interpreter = runtime.interpreter_class(
-                model_path=str(model_path), experimental_delegates=[delegate]
-            )
+        delegate = runtime.load_delegate(lib, {"device": device} if device else {})
+        interpreter = runtime.interpreter_class(
+            model_path=str(model_path), experimental_delegates=[delegate]
+        )
         interpreter.allocate_tensors()
     except (ValueError, OSError, RuntimeError) as e:
         raise EdgeTpuUnavailable(
-            f"no Edge TPU could be used ({e}). Plug in the Coral USB Accelerator (use a USB 3 "
-            "port), install the Edge TPU runtime from Coral's package repository "
-            "(sudo apt install libedgetpu1-std), or start with --tpu off to use the CPU"
+            f"the Edge TPU could not be used ({str(e).splitlines()[0]}): plug the Coral USB "
+            "Accelerator into a USB 3 port and restart, or start with --tpu off to use the CPU"
         ) from None
     return interpreter

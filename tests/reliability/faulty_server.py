@@ -12,7 +12,8 @@ that the test rewrites while the server runs (a missing file means ``ok``):
   (blocks, ignoring ``_close``, until the file says otherwise) or ``frozen`` (the same image
   again and again).
 * ``DIR/tpu``: whether an Edge TPU is plugged in (``present``) or not (``ok``/missing); the
-  extractor is then opened with a fake ``Runtime`` whose ``load_delegate`` gives a fake
+  extractor is then opened (after a fake probe that passes) with a fake ``Runtime`` whose
+  ``load_delegate`` gives a fake
   delegate, and whose interpreter, given that delegate, runs the CPU model (so embeddings
   are real) unless ``DIR/edgetpu`` says ``raise`` (the delegate does not load), ``fail``
   (``invoke`` raises), ``abort`` (``invoke`` calls ``os.abort()``, as libedgetpu does on a
@@ -38,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from server import models  # noqa: E402
-from server.hw import cameras, extractor  # noqa: E402
+from server.hw import cameras, extractor, probe  # noqa: E402
 from server.hw import runtime as rt  # noqa: E402
 
 FAULTS: Path = Path(".")
@@ -119,6 +120,11 @@ def faulty_runtime(real: rt.Runtime, cpu_model: str) -> rt.Runtime:
     return rt.Runtime(real.name, interpreter_class, load_delegate)
 
 
+def fake_probe(library=None, **kwargs) -> probe.ProbeResult:
+    """The fake Edge TPU passes its probe; ``DIR/edgetpu`` faults show once it is opened."""
+    return probe.ProbeResult("ok", "a fake Edge TPU", runtime=rt.load_runtime().name)
+
+
 def patch_extractor() -> None:
     real_open = extractor.open_extractor
 
@@ -131,6 +137,7 @@ def patch_extractor() -> None:
         )
         kwargs["runtime"] = faulty_runtime(rt.load_runtime(), str(cpu_model))
         kwargs["devices"] = lambda: ["usb:fake"] if fault("tpu") == "present" else []
+        kwargs["prober"] = fake_probe
         return real_open(tpu, **kwargs)
 
     extractor.open_extractor = open_extractor
