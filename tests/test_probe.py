@@ -17,6 +17,7 @@ import pytest
 
 from server import models
 from server.hw import probe
+from server.hw import runtime as rt
 
 import standin
 
@@ -176,3 +177,11 @@ def test_the_command_line_prints_one_verdict_line(libs, model_dir):
     )
     assert done.returncode == 1
     assert done.stdout.startswith("crashed: the Edge TPU probe") and done.stdout.count("\n") == 1
+
+
+@pytest.mark.edgetpu
+@pytest.mark.skipif(not rt.edgetpu_devices(), reason="no Edge TPU (USB or PCIe) on this machine")
+def test_the_probe_passes_on_a_real_edgetpu(model_dir):
+    result = probe.probe_edgetpu(data_dir=model_dir)
+    assert result.ok, result.diagnosis
+    assert result.similarity >= probe.MIN_SIMILARITY and result.library_version
