@@ -5,7 +5,8 @@
 #   deploy/setup.sh [--dev] [--mirror DIR]
 #
 #   --dev         also the test tools (pytest, ruff, vermin, Playwright) and, through apt,
-#                 Chromium for the browser tests
+#                 Chromium for the browser tests and a C compiler for the stand-in
+#                 libedgetpu libraries (tests/standin.py)
 #   --mirror DIR  take the model files from DIR instead of downloading them
 #                 (or set TEACHABLE_MODEL_MIRROR)
 set -euo pipefail
@@ -39,12 +40,12 @@ echo "== installing Python packages"
 if [ "$dev" = 1 ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
   if ! command -v chromium >/dev/null 2>&1 || ! command -v shellcheck >/dev/null 2>&1 \
-      || ! command -v systemd-analyze >/dev/null 2>&1; then
-    echo "== installing Chromium, shellcheck and systemd's analyzer (for the tests)"
+      || ! command -v systemd-analyze >/dev/null 2>&1 || ! command -v cc >/dev/null 2>&1; then
+    echo "== installing Chromium, shellcheck, systemd's analyzer and a C compiler (for the tests)"
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
     if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends \
-        chromium fonts-noto-cjk shellcheck systemd >/dev/null; }; then
+        chromium fonts-noto-cjk shellcheck systemd gcc libc6-dev >/dev/null; }; then
       echo "warning: apt could not install them; the tests that need them will be skipped" >&2
     fi
   fi
