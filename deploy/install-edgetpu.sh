@@ -12,7 +12,8 @@
 #   --usb / --pcie     which accelerator (default: the one plugged in; none found: USB)
 #   --max-frequency    libedgetpu1-max (faster; a USB Accelerator gets hot) instead of -std
 #   --trust-unpinned   use a download whose sha256 the pin file does not know (it is printed)
-#   --no-kiosk         server only, no kiosk browser on this machine's screen
+#   --no-kiosk         server only, no kiosk browser on this machine's screen (needed on
+#                      Ubuntu, whose Chromium is a snap the kiosk unit cannot run)
 #
 # Never Coral's apt libedgetpu 16.0 (built against TensorFlow 2.5, it crashes with every TFLite
 # runtime >= 2.12) nor its gasket-dkms 1.0-18 (does not build on kernels >= 6.4): installed

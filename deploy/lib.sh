@@ -294,6 +294,7 @@ edgetpu_detect_target() {
   edgetpu_load_pins
   local id pretty entry codename arch tag suffix
   id=$(os_release_field ID)
+  EDGETPU_DISTRO=$id
   pretty=$(os_release_field PRETTY_NAME)
   EDGETPU_CODENAME=$(os_release_field VERSION_CODENAME)
   EDGETPU_MACHINE=${ARCH:-$(uname -m)}
@@ -533,6 +534,14 @@ MSG
 # edgetpu_install: everything after edgetpu_detect_target, for both Edge TPU installers
 edgetpu_install() {
   local packages=(python3-venv python3-pip ca-certificates curl usbutils pciutils) pip_constraints=""
+  if [ "$KIOSK" = 1 ] && [ "$EDGETPU_DISTRO" = ubuntu ]; then
+    cat >&2 <<MSG
+error: Ubuntu has Chromium only as a snap, and the kiosk browser unit runs cage with
+/usr/bin/chromium from a .deb. Run this again with --no-kiosk (the server only; open
+http://<this machine>:$PORT/ on the kiosk screen's browser). Nothing was changed.
+MSG
+    exit 1
+  fi
   check_python
   if [ "$KIOSK" = 1 ]; then
     packages+=(chromium cage fonts-noto-cjk)

@@ -264,8 +264,10 @@ def test_pi_installer_points_other_systems_to_install_edgetpu(tmp_path):
 def test_edgetpu_installer_dry_run_per_supported_system(
     tmp_path, codename, machine, tag, suffix, accelerator
 ):
-    result = dry_run("install-edgetpu.sh", tmp_path, codename, machine, tag, accelerator)
+    kiosk = ["--no-kiosk"] if codename in ("jammy", "noble") else []
+    result = dry_run("install-edgetpu.sh", tmp_path, codename, machine, tag, accelerator, *kiosk)
     assert_pinned_edge_tpu_install(result, suffix, machine, tag)
+    assert ("chromium cage" in result.stdout) == (not kiosk)
     gasket_url = read_pins()[("gasket-dkms", "all")][1]
     if accelerator == "--pcie":
         out = result.stdout
@@ -314,7 +316,9 @@ def test_a_rerun_keeps_the_pinned_libedgetpu_that_is_installed(tmp_path):
         'for a; do pkg=$a; done\n[ "$pkg" = libedgetpu1-std ] && echo "installed 16.0tf2.17.1-1"'
         " && exit 0\nexit 1\n",
     )
-    result = dry_run("install-edgetpu.sh", tmp_path, "noble", "x86_64", "cp312", path_dir=bin_dir)
+    result = dry_run(
+        "install-edgetpu.sh", tmp_path, "noble", "x86_64", "cp312", "--no-kiosk", path_dir=bin_dir
+    )
     assert result.returncode == 0, result.stderr
     assert "libedgetpu1-std 16.0tf2.17.1-1 is installed" in result.stdout
     assert "libedgetpu1-std_16.0tf2.17.1-1" not in result.stdout  # nothing downloaded
@@ -345,6 +349,13 @@ def test_a_python_without_a_pinned_wheel_gets_a_precise_message(tmp_path):
     result = dry_run("install-edgetpu.sh", tmp_path, "bookworm", "x86_64", "cp312")
     assert result.returncode == 1
     assert "for Python cp311" in result.stderr and "python3 here is cp312" in result.stderr
+    assert "+ " not in result.stdout
+
+
+def test_ubuntu_kiosk_needs_no_kiosk_flag(tmp_path):
+    result = dry_run("install-edgetpu.sh", tmp_path, "jammy", "x86_64", "cp310", "--usb")
+    assert result.returncode == 1
+    assert "--no-kiosk" in result.stderr and "Nothing was changed" in result.stderr
     assert "+ " not in result.stdout
 
 
