@@ -1,41 +1,34 @@
 #!/usr/bin/env bash
-# Installs the kiosk on Raspberry Pi OS / Debian 12 (arm64) with a Coral USB Accelerator:
-# everything install-cpu.sh does, plus the Edge TPU runtime from Coral's own package
-# repository and a udev rule for the accelerator. Safe to run again; DRY_RUN=1 prints the steps.
+# Installs the kiosk on Raspberry Pi OS bookworm 64-bit (Debian 12, arm64, Python 3.11) with a
+# Coral USB Accelerator: everything install-cpu.sh does, plus the pinned Edge TPU runtime pairing
+# of deploy/edgetpu-pins.sh (libedgetpu 16.0 rebuilt against TensorFlow 2.17.1 and the
+# tflite_runtime 2.17.1 wheel, in the app's venv beside ai-edge-litert for the CPU), the udev
+# rules, and last the doctor's Edge TPU probe. Safe to run again; DRY_RUN=1 prints the steps.
 #
-#   sudo deploy/install-rpi-coral-usb.sh [--max-frequency]
+#   sudo deploy/install-rpi-coral-usb.sh [--max-frequency] [--trust-unpinned]
 #
-#   --max-frequency   libedgetpu1-max (faster, the accelerator gets hot) instead of -std
+#   --max-frequency    libedgetpu1-max (faster; the accelerator gets hot) instead of -std
+#   --trust-unpinned   use a download whose sha256 the pin file does not know (it is printed)
 #
-# pycoral is never installed with pip: the package of that name on the public index is an
-# unrelated project. Coral's python3-pycoral exists only for Python <= 3.9; on Python 3.11 the
-# kiosk loads the Edge TPU delegate (libedgetpu.so.1) through its TFLite runtime directly.
+# Never Coral's apt libedgetpu1-std/-max 16.0: built against TensorFlow 2.5, it crashes with
+# every TFLite runtime >= 2.12; if it is installed, this replaces it. Other boards and the
+# M.2 / Mini PCIe Accelerator: deploy/install-edgetpu.sh. pycoral is never installed with pip
+# (that name on the public index is an unrelated project).
 set -euo pipefail
 # shellcheck source=deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-runtime=libedgetpu1-std
-[ "${1:-}" = "--max-frequency" ] && runtime=libedgetpu1-max
-
+edgetpu_parse_args "--max-frequency --trust-unpinned" \
+  "usage: sudo deploy/install-rpi-coral-usb.sh [--max-frequency] [--trust-unpinned]" "$@"
 need_root
-check_python
-if [ "$(uname -m)" != aarch64 ]; then
-  echo "warning: $(uname -m) is not arm64; a 64-bit Raspberry Pi OS is recommended" >&2
+edgetpu_detect_target
+if [ "$EDGETPU_CODENAME" != bookworm ] || [ "$EDGETPU_ARCH" != arm64 ]; then
+  cat >&2 <<MSG
+error: this installer is for Raspberry Pi OS bookworm 64-bit (arm64); this is
+$EDGETPU_CODENAME on $EDGETPU_ARCH. Use deploy/install-edgetpu.sh, which knows the other
+supported systems. Nothing was changed.
+MSG
+  exit 1
 fi
-apt_install python3-venv python3-pip ca-certificates curl gnupg chromium cage fonts-noto-cjk
-add_coral_repository
-apt_install "$runtime"
-if python3 -c 'import sys; sys.exit(sys.version_info >= (3, 10))'; then
-  apt_install python3-pycoral  # Coral's own package, for Python <= 3.9 only
-fi
-install_udev_rule
-create_users
-install_app
-fetch_models
-step "checking the Edge TPU (plug the accelerator into a USB 3 port)"
-run env -C "$APP_DIR" "$APP_DIR/.venv/bin/python" -m server.benchmark --tpu on \
-  --data-dir "$DATA_DIR" --rounds 20 \
-  || echo "warning: no Edge TPU answered; the kiosk will run on the CPU until one does" >&2
-install_units 1
-start_without_systemd
-wait_for_server
+EDGETPU_ACCEL=usb
+edgetpu_install
