@@ -51,7 +51,7 @@ from PIL import Image, UnidentifiedImageError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from server import bundle, supervisor
-from server.pipeline import ServiceError
+from server.errors import ServiceError
 from server.web import netinfo
 from server.web.events import check_pin
 from server.web.security import origin_allowed
@@ -123,7 +123,10 @@ def decode_uploads(field: str = "image") -> List[Image.Image]:
         raise ServiceError("no_image", f"Send the photo(s) as multipart field {field!r}.")
     if len(files) > settings.max_upload_files:
         raise ServiceError(
-            "too_many_files", f"At most {settings.max_upload_files} files per upload.", 413
+            "too_many_files",
+            f"At most {settings.max_upload_files} files per upload.",
+            413,
+            max=settings.max_upload_files,
         )
     images = []
     for f in files:
@@ -136,7 +139,9 @@ def decode_uploads(field: str = "image") -> List[Image.Image]:
                 images.append(image.convert("RGB"))
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
             raise ServiceError(
-                "bad_image", f"{f.filename or 'a file'} is not a readable image."
+                "bad_image",
+                f"{f.filename or 'a file'} is not a readable image.",
+                file=f.filename or "",
             ) from None
     return images
 
