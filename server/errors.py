@@ -131,3 +131,12 @@ class ServiceError(Exception):
 
     def as_dict(self) -> dict:
         return {"code": self.code, "message": self.message, **self.fields}
+
+
+def http_code(name: str) -> str:
+    """The code of an HTTP error werkzeug raises, from its name: ``Not Found`` → ``not_found``.
+
+    The ones the kiosk's routes can meet are in ``ERRORS``; a rarer one keeps its name too, and
+    the page shows its message.
+    """
+    return name.lower().replace(" ", "_")

@@ -51,7 +51,7 @@ from PIL import Image, UnidentifiedImageError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from server import bundle, supervisor
-from server.errors import ServiceError
+from server.errors import ServiceError, http_code
 from server.web import netinfo
 from server.web.events import check_pin
 from server.web.security import origin_allowed
@@ -99,9 +99,7 @@ def too_large(e):
 
 @bp.errorhandler(HTTPException)
 def http_error(e: HTTPException):
-    return jsonify(
-        {"error": {"code": e.name.lower().replace(" ", "_"), "message": e.description}}
-    ), e.code
+    return jsonify({"error": {"code": http_code(e.name), "message": e.description}}), e.code
 
 
 def _json() -> dict:
