@@ -34,7 +34,8 @@
                                            extractor hangs or fails
 =========================================  ================================================
 
-Errors are ``{"error": {"code", "message"}}`` with a 4xx status; nothing changes.
+Errors are ``{"error": {"code", "message"}}`` with a 4xx status; nothing changes. Some carry
+a field the page words them with (``name_taken``: ``name``); codes and fields: ``server.errors``.
 """
 
 from __future__ import annotations
