@@ -39,7 +39,16 @@ UNSET = ("camera", "method", "smoothing")  # may be None: the start-up setting a
 
 
 class OperatorError(ValueError):
-    """An operator setting is invalid; the message says which and why."""
+    """An operator setting is invalid; the message says which and why, ``setting`` which."""
+
+    def __init__(self, message: str, setting: Optional[str] = None):
+        super().__init__(message)
+        self.setting = setting
+
+    @property
+    def fields(self) -> dict:
+        """The setting to blame, for ``server.errors.ServiceError``'s fields (if one is)."""
+        return {"setting": self.setting} if self.setting else {}
 
 
 def validate(changes: dict) -> dict:
@@ -57,21 +66,21 @@ def validate(changes: dict) -> dict:
         if key in LIMITS:
             low, high = LIMITS[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise OperatorError(f"{key} must be a number.")
+                raise OperatorError(f"{key} must be a number.", key)
             if not low <= value <= high:
-                raise OperatorError(f"{key} must be between {low:g} and {high:g}.")
+                raise OperatorError(f"{key} must be between {low:g} and {high:g}.", key)
             value = float(value)
         elif key == "keep_visitor_data" and not isinstance(value, bool):
-            raise OperatorError("keep_visitor_data must be true or false.")
+            raise OperatorError("keep_visitor_data must be true or false.", key)
         elif key in ("camera", "method") and not isinstance(value, str):
-            raise OperatorError(f"{key} must be text.")
+            raise OperatorError(f"{key} must be text.", key)
         elif key == "method" and value not in METHODS:
-            raise OperatorError(f"method must be one of {', '.join(METHODS)}.")
+            raise OperatorError(f"method must be one of {', '.join(METHODS)}.", key)
         elif key == "camera":
             try:
                 value = check_camera_spec(value)
             except ValueError as e:
-                raise OperatorError(f"camera: {e}") from None
+                raise OperatorError(f"camera: {e}", key) from None
         clean[key] = value
     return clean
 

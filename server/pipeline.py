@@ -34,6 +34,7 @@ from PIL import Image
 from server import bundle, export, memory, models
 from server import exhibit as exhibit_mod
 from server import store as store_mod
+from server.errors import ServiceError
 from server.learn import METHODS, Learner, make_learner
 from server.metrics import Metrics
 from server.settings import Settings
@@ -57,17 +58,6 @@ FAULT_MESSAGE = (
     "The camera's model stopped working (the Edge TPU may have been unplugged): the kiosk is "
     "restarting. Nothing you taught is lost."
 )
-
-
-class ServiceError(Exception):
-    """A request that cannot be done: ``code`` for programs, the message for people."""
-
-    def __init__(self, code: str, message: str, status: int = 400):
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
-
-    def as_dict(self) -> dict:
-        return {"code": self.code, "message": self.message}
 
 
 class Published(NamedTuple):
@@ -949,7 +939,7 @@ class Pipeline:
         try:
             values = exhibit.config.update(changes)
         except exhibit_mod.OperatorError as e:
-            raise ServiceError("bad_setting", str(e)) from None
+            raise ServiceError("bad_setting", str(e), **e.fields) from None
         self.call(self._apply_operator, values, touch=False)
         restart = "camera" in changes or (
             "keep_visitor_data" in changes and values["keep_visitor_data"] == exhibit.privacy
@@ -1142,5 +1132,5 @@ def _store_error(e: store_mod.StoreError) -> ServiceError:
         (store_mod.WriteFailed, "storage", 507),
     ):
         if isinstance(e, kind):
-            return ServiceError(code, str(e), status)
+            return ServiceError(code, str(e), status, **e.fields)
     return ServiceError("bad_request", str(e), 400)

@@ -82,13 +82,26 @@ _FORBIDDEN_CATEGORIES = ("Cc", "Cs", "Zl", "Zp")
 class StoreError(Exception):
     """The store refused or failed a change; the message is a sentence for the user."""
 
+    @property
+    def fields(self) -> dict:
+        """Values the user's sentence names, for ``server.errors.ServiceError``'s fields."""
+        return {}
+
 
 class NotFound(StoreError):
     """No class or example has the given id."""
 
 
 class NameTaken(StoreError):
-    """Another class already has this name (compared case-insensitively)."""
+    """Another class already has this name (compared case-insensitively); ``name`` is its."""
+
+    def __init__(self, message: str, name: str):
+        super().__init__(message)
+        self.name = name
+
+    @property
+    def fields(self) -> dict:
+        return {"name": self.name}
 
 
 class InvalidName(StoreError):
@@ -424,7 +437,7 @@ class Store:
         key = name.casefold()
         for class_id, other in conn.execute("SELECT id, name FROM classes"):
             if class_id != except_id and other.casefold() == key:
-                raise NameTaken(f'there is already a class called "{other}"')
+                raise NameTaken(f'there is already a class called "{other}"', other)
 
     @staticmethod
     def _next_color(conn: sqlite3.Connection) -> str:
@@ -804,7 +817,8 @@ class Store:
                 raise ValueError(f"class {number}: expected a mapping with name, color, examples")
             name = check_name(spec.get("name"))
             if name.casefold() in names:
-                raise NameTaken(f'two classes are called "{names[name.casefold()]}"')
+                other = names[name.casefold()]
+                raise NameTaken(f'two classes are called "{other}"', other)
             names[name.casefold()] = name
             color = spec.get("color")
             color = None if color is None else check_color(color)

@@ -4,7 +4,7 @@
 
 import { call } from "./connection.js";
 import { $, fromTemplate, letterFor, paintClass, setAttr, setMarker, setText } from "./dom.js";
-import { t } from "./i18n.js";
+import { skipText, t } from "./i18n.js";
 import { confirmAction, toast } from "./ui.js";
 
 const HINT_MS = 2500;
@@ -346,9 +346,7 @@ function thumbButton(card, id) {
 export function showSkipHint(skip) {
   const card = recorder.active ? recorder.active.card : null;
   if (!card) return;
-  const key = `skip_${skip.reason}`;
-  const text = ["too_dark", "too_blurry", "full"].includes(skip.reason) ? t(key) : skip.message || "";
-  setText(card.hint, text);
+  setText(card.hint, skipText(skip));
   card.hint.classList.add("is-shown");
   clearTimeout(card.hintTimer);
   card.hintTimer = setTimeout(() => {

@@ -1,6 +1,6 @@
-// The REST API (server/web/api.py) over fetch: JSON answers, and the server's own error words.
+// The REST API (server/web/api.py) over fetch: JSON answers, and the server's errors (codes).
 
-import { t } from "./i18n.js";
+import { errorText, t } from "./i18n.js";
 
 /**
  * GET/POST/PUT helper: the parsed JSON (null for 204), or throws `{code, message, status}`.
@@ -42,7 +42,7 @@ export async function errorOf(response) {
 
 /**
  * fetch(), but a network failure or an error answer is told through `say(text, {error})`
- * (the server's own message) and gives null.
+ * (the server's error in the page's language) and gives null.
  */
 export async function fetchOrSay(href, init, say) {
   let response;
@@ -53,15 +53,15 @@ export async function fetchOrSay(href, init, say) {
     return null;
   }
   if (!response.ok) {
-    say((await errorOf(response)).message, { error: true });
+    say(errorText(await errorOf(response)), { error: true });
     return null;
   }
   return response;
 }
 
 /**
- * Downloads `href` through fetch, so that a failure shows the server's own message instead of
- * a JSON page; `say(text, {error})` reports progress. Resolves when done (or failed).
+ * Downloads `href` through fetch, so that a failure shows the server's error instead of a JSON
+ * page; `say(text, {error})` reports progress. Resolves when done (or failed).
  */
 export async function download(href, fallbackName, say) {
   say(t("downloading", { name: fallbackName }));

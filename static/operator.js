@@ -4,7 +4,7 @@
 
 import { $, setAttr, setText } from "./dom.js";
 import { download, fetchJson } from "./http.js";
-import { language, noticeText, onLanguageChange, setLanguage, startLanguage, t } from "./i18n.js";
+import { errorText, language, noticeText, onLanguageChange, setLanguage, startLanguage, t } from "./i18n.js";
 import { confirmAction } from "./ui.js";
 
 const PIN_KEY = "teachable.operator_pin";
@@ -97,7 +97,7 @@ async function unlock(candidate) {
     const locked = error.status === 429 && error.code === "pin_locked";
     if (wrong) storePin(null);
     pinPanel.hidden = false;
-    const message = wrong ? () => t("pin_wrong") : locked ? () => t("pin_locked") : error.message;
+    const message = wrong ? () => t("pin_wrong") : locked ? () => t("pin_locked") : () => errorText(error);
     say(pinMessage, message, { error: true });
     pinInput.value = "";
     pinInput.focus();
@@ -142,6 +142,7 @@ function fillSettings(settings) {
 
 /** The form's values as settings, or throws `{field, message}` for a number out of range. */
 function formValues() {
+  for (const input of Object.values(fields)) input.removeAttribute("aria-invalid");
   const camera = fields.camera.value.trim();
   const values = {
     camera: camera || null,
@@ -151,7 +152,6 @@ function formValues() {
   for (const [name, [min, max, optional]] of Object.entries(NUMBERS)) {
     const input = fields[name];
     const text = input.value.trim();
-    input.removeAttribute("aria-invalid");
     if (!text && optional && !input.validity.badInput) {
       values[name] = null;
       continue;
@@ -170,14 +170,19 @@ function formValues() {
 const said = new Map(); // message node → a function that words its message again
 
 /**
- * Shows a message under the control that caused it. `message` is the server's own text, or a
- * function that words it in the current language (and again after a language switch).
+ * Shows a message under the control that caused it. `message` is text, or a function that
+ * words it in the current language (and again after a language switch).
  */
 function say(node, message, { error = false } = {}) {
   const words = typeof message === "function" ? message : () => message;
   said.set(node, words);
   setText(node, words());
   node.classList.toggle("is-error", error);
+}
+
+/** A server error (`{code, message, ...}`) under `node`, in the page's language. */
+function sayError(node, error) {
+  say(node, () => errorText(error), { error: true });
 }
 
 function resay() {
@@ -214,7 +219,12 @@ form.addEventListener("submit", async (event) => {
     $("#restart").classList.toggle("needs-attention", !!answer.restart_needed);
     refreshLive();
   } catch (error) {
-    if (pin !== null) say(message, error.message, { error: true });
+    const field = error.code === "bad_setting" && fields[error.setting];
+    if (field) {
+      field.setAttribute("aria-invalid", "true");
+      field.focus();
+    }
+    if (pin !== null) sayError(message, error);
   } finally {
     button.disabled = false;
   }
@@ -256,7 +266,7 @@ $("#save-preset").addEventListener("click", async () => {
       say(message, () => t("preset_done", answer));
       refreshLive();
     } catch (error) {
-      if (pin !== null) say(message, error.message, { error: true });
+      if (pin !== null) sayError(message, error);
     }
   });
 });
@@ -269,7 +279,7 @@ $("#restore-preset").addEventListener("click", async () => {
       say(message, () => t("restore_done", answer));
       refreshLive();
     } catch (error) {
-      if (pin !== null) say(message, error.message, { error: true });
+      if (pin !== null) sayError(message, error);
     }
   });
 });
@@ -325,7 +335,7 @@ $("#restart").addEventListener("click", async () => {
   try {
     await api("/api/operator/restart", { method: "POST" });
   } catch (error) {
-    if (pin !== null) say(message, error.message, { error: true });
+    if (pin !== null) sayError(message, error);
     return;
   }
   restarting = true;

@@ -1,5 +1,5 @@
 // The Project menu: downloads (model, labels, project zip) and opening a project zip. Downloads
-// go through fetch so that a failure shows the server's own message instead of a JSON page.
+// go through fetch so that a failure shows the server's error instead of a JSON page.
 
 import { $ } from "./dom.js";
 import { download, fetchOrSay } from "./http.js";

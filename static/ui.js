@@ -1,7 +1,7 @@
 // Toasts (non-blocking messages) and the confirmation dialog.
 
 import { $ } from "./dom.js";
-import { t } from "./i18n.js";
+import { errorText, t } from "./i18n.js";
 
 const TOAST_MS = 5000;
 const recent = new Map(); // text → its toast, so an error sent twice shows once
@@ -60,10 +60,9 @@ export function toast(message, { kind = "info", title = "" } = {}) {
   entry.restart();
 }
 
-/** A server error object (`{code, message}`) as an error toast. */
+/** A server error object (`{code, message, ...}`) as an error toast, in the page's language. */
 export function toastError(error) {
-  const message = (error && error.message) || t("error_no_answer");
-  toast(message, { kind: "error", title: t("error_title") });
+  toast(errorText(error), { kind: "error", title: t("error_title") });
 }
 
 /**

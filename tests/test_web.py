@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from server import create_app
+from server import create_app, errors
 from server.settings import Settings
 
 from fakes import FakeCamera
@@ -279,8 +279,12 @@ def test_rest_bad_input_gets_4xx_json_and_changes_nothing(app_factory):
     statuses = [r.status_code for r in cases]
     assert statuses == [400, 400, 400, 409, 404, 400, 400, 413, 413, 400, 404]
     for r in cases:
-        body = r.get_json()
-        assert set(body["error"]) == {"code", "message"} and body["error"]["message"]
+        error = r.get_json()["error"]
+        assert error["message"] and error["code"] in errors.ERRORS
+        # besides code and message, only the fields server.errors documents for the code
+        assert set(error) - {"code", "message"} <= set(errors.FIELDS.get(error["code"], ()))
+    assert cases[3].get_json()["error"]["name"] == "only"  # the class that has the name
+    assert cases[5].get_json()["error"]["file"] == "x.jpg"
     state = http.get("/api/state").get_json()
     assert [(c["name"], c["examples"]) for c in state["classes"]] == [("only", 0)]
 

@@ -18,6 +18,7 @@ from flask_socketio import SocketIO
 from socketio import packet as sio_packet
 from werkzeug.exceptions import HTTPException
 
+from server.errors import http_code
 from server.web import api, events
 from server.web.security import SocketRateLimit, host_allowed, origin_allowed
 from server.web.streamer import Streamer
@@ -70,9 +71,7 @@ def init_web(app: Flask, *, pipeline, settings, camera) -> tuple:
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
         if request.path.startswith("/api/"):
-            return jsonify(
-                {"error": {"code": e.name.lower().replace(" ", "_"), "message": e.description}}
-            ), e.code
+            return jsonify({"error": {"code": http_code(e.name), "message": e.description}}), e.code
         return e
 
     _refuse_websocket_compression()

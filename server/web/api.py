@@ -34,7 +34,8 @@
                                            extractor hangs or fails
 =========================================  ================================================
 
-Errors are ``{"error": {"code", "message"}}`` with a 4xx status; nothing changes.
+Errors are ``{"error": {"code", "message"}}`` with a 4xx status; nothing changes. Some carry
+a field the page words them with (``name_taken``: ``name``); codes and fields: ``server.errors``.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from PIL import Image, UnidentifiedImageError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from server import bundle, supervisor
-from server.pipeline import ServiceError
+from server.errors import ServiceError, http_code
 from server.web import netinfo
 from server.web.events import check_pin
 from server.web.security import origin_allowed
@@ -99,9 +100,7 @@ def too_large(e):
 
 @bp.errorhandler(HTTPException)
 def http_error(e: HTTPException):
-    return jsonify(
-        {"error": {"code": e.name.lower().replace(" ", "_"), "message": e.description}}
-    ), e.code
+    return jsonify({"error": {"code": http_code(e.name), "message": e.description}}), e.code
 
 
 def _json() -> dict:
@@ -123,7 +122,10 @@ def decode_uploads(field: str = "image") -> List[Image.Image]:
         raise ServiceError("no_image", f"Send the photo(s) as multipart field {field!r}.")
     if len(files) > settings.max_upload_files:
         raise ServiceError(
-            "too_many_files", f"At most {settings.max_upload_files} files per upload.", 413
+            "too_many_files",
+            f"At most {settings.max_upload_files} files per upload.",
+            413,
+            max=settings.max_upload_files,
         )
     images = []
     for f in files:
@@ -136,7 +138,9 @@ def decode_uploads(field: str = "image") -> List[Image.Image]:
                 images.append(image.convert("RGB"))
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
             raise ServiceError(
-                "bad_image", f"{f.filename or 'a file'} is not a readable image."
+                "bad_image",
+                f"{f.filename or 'a file'} is not a readable image.",
+                file=f.filename or "",
             ) from None
     return images
 

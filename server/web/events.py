@@ -46,8 +46,8 @@ Server → client
     To the recording client, at most once a second per reason:
     ``{"reason": "too_dark"|"too_blurry"|"full", "message": "..."}``.
 ``error``
-    ``{"code": "name_taken", "message": "A class named 'rock' exists already."}``, to the
-    client whose request failed. Nothing changed.
+    ``{"code": "name_taken", "message": "...", "name": "rock"}``, to the client whose
+    request failed. Nothing changed. Codes and their fields: ``server.errors``.
 
 Client → server
 ---------------
@@ -98,7 +98,7 @@ from typing import Callable, Dict, Optional
 from flask import current_app, request
 from flask_socketio import SocketIO, emit
 
-from server.pipeline import ServiceError
+from server.errors import ServiceError
 from server.web.security import TokenBucket, origin_allowed
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class PinGuard:
             if len(wrong) >= self.tries:
                 wait = math.ceil(self.window - (now - wrong[0]))
                 raise ServiceError(
-                    "pin_locked", f"Too many wrong PINs: try again in {wait} s.", 429
+                    "pin_locked", f"Too many wrong PINs: try again in {wait} s.", 429, seconds=wait
                 )
             if not isinstance(given, str) or not given:
                 pass  # no PIN given: not a guess
