@@ -8,9 +8,9 @@ from typing import Iterator, List, NamedTuple, Optional, Tuple
 
 from PIL import Image, UnidentifiedImageError
 
-log = logging.getLogger(__name__)
+from server.hw.cameras import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+log = logging.getLogger(__name__)
 
 
 class DatasetError(Exception):

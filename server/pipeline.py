@@ -38,6 +38,7 @@ from server.errors import ServiceError
 from server.learn import METHODS, Learner, make_learner
 from server.metrics import Metrics
 from server.settings import Settings
+from server.skip_reasons import SKIP_MESSAGES
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +107,6 @@ def frame_quality(image: np.ndarray) -> Optional[str]:
     if lap.var() < BLUR_VARIANCE:
         return "too_blurry"
     return None
-
-
-SKIP_MESSAGES = {
-    "too_dark": "Too dark to learn from: add light.",
-    "too_blurry": "Too blurred to learn from: hold still.",
-    "full": "This class is full: delete some examples to record more.",
-}
 
 
 def thumbnail_jpeg(image, size: int = THUMBNAIL_SIZE) -> bytes:

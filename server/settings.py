@@ -14,10 +14,10 @@ import re
 from pathlib import Path
 from typing import Mapping, Optional, Sequence, Tuple
 
+from server.learn import METHODS  # the learners' registry is the one list of methods
 from server.models import DATA_DIR_ENV, default_data_dir
 
-METHODS = ("auto", "imprinting", "backprop", "knn")
-TPU_MODES = ("auto", "on", "off")
+TPU_MODES = ("auto", "on", "off")  # the one list: the extractor and the offline tools read it
 ENV_PREFIX = "TEACHABLE_"
 
 

@@ -233,7 +233,7 @@ def test_a_webcam_slow_to_open_is_given_time_and_opened_once(started):
 
 
 def test_an_open_that_hangs_is_closed_and_retried(started, monkeypatch):
-    monkeypatch.setattr(cameras, "OPEN_TIMEOUT", 2 * STALL)
+    monkeypatch.setattr(cameras.base, "OPEN_TIMEOUT", 2 * STALL)  # the reader reads it there
     camera = SlowToOpen(hang_once=True)
     changes = []
     camera.on_status = lambda status, reason: changes.append((status, reason))
@@ -327,6 +327,25 @@ def test_folder_skips_a_corrupt_file_with_one_warning(tmp_path, caplog):
         assert colours(camera, 6) == [RED, BLUE] * 3
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "2.png" in warnings[0].getMessage()
+
+
+def test_the_folder_camera_takes_the_same_image_files_as_the_offline_tools(tmp_path):
+    from server import datasets
+
+    formats = {".bmp": "BMP", ".gif": "GIF", ".JPG": "JPEG", ".png": "PNG", ".tif": "TIFF"}
+    formats.update({".jpeg": "JPEG", ".tiff": "TIFF", ".webp": "WEBP"})
+    (tmp_path / "a").mkdir()
+    for suffix, fmt in formats.items():
+        Image.new("RGB", (8, 6), RED).save(tmp_path / "a" / f"x{suffix}", fmt)
+    (tmp_path / "a" / "notes.txt").write_text("not an image")
+    (tmp_path / "b").mkdir()
+    write_png(tmp_path / "b" / "only.png", BLUE)
+    camera = open_camera(f"folder:{tmp_path}")
+    decoded = colours(camera, len(formats))  # every one decodes (JPEG and WebP lossily)
+    assert all(r > 240 and g < 16 and b < 16 for r, g, b in decoded), decoded
+    played = {p.name for p in camera._files if p.parent.name == "a"}
+    listed = {p.name for p in datasets.scan(tmp_path).files[0]}
+    assert played == listed == {f"x{suffix}" for suffix in formats}
 
 
 def test_folder_camera_streams_when_started(tmp_path, started):
