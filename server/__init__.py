@@ -10,9 +10,9 @@ import logging
 import time
 from typing import TYPE_CHECKING, NamedTuple, Optional
 
-from flask import Flask
+if TYPE_CHECKING:  # imported lazily: the offline tools and the learners load no web stack
+    from flask import Flask
 
-if TYPE_CHECKING:  # imported lazily: `python -m server.models` must not find it loaded
     from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,8 @@ def create_app(
         (``server.hw.probe``); without it, opening the extractor probes when it must.
       on_fault: called when the extractor hangs or keeps failing (``Pipeline``).
     """
+    from flask import Flask
+
     from server import exhibit as exhibit_mod
     from server.hw.extractor import open_extractor
     from server.metrics import Metrics

@@ -223,7 +223,7 @@ def test_metrics_parse_as_prometheus_text(exhibit_app, digits_dir):
 
 
 def test_five_wrong_pins_make_the_guesser_wait(exhibit_app):
-    from server.web.events import PinGuard
+    from server.web.security import PinGuard
 
     app = exhibit_app()
     now = [1000.0]

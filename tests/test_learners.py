@@ -335,6 +335,18 @@ def test_unknown_verdict_can_be_switched_off():
     assert not learner.predict(clusters.sample(2, 20)).unknown.any()
 
 
+def test_changing_the_unknown_quantile_changes_the_verdict_at_once():
+    clusters = Clusters(3, seed=23)
+    learner = taught("imprinting", clusters, range(2))
+    untaught = clusters.sample(2, 20)
+    assert learner.predict(untaught).unknown.all()  # the thresholds are computed now
+    learner.set_unknown_quantile(None)
+    assert not learner.predict(untaught).unknown.any()
+    with pytest.raises(ValueError, match=r"unknown_quantile must be in \[0, 1\)"):
+        learner.set_unknown_quantile(1.0)
+    assert learner.unknown_quantile is None
+
+
 # ----- nearest and knn --------------------------------------------------------------------
 def test_nearest_returns_ids_of_that_class_nearest_first():
     clusters = Clusters(2, seed=24)

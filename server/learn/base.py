@@ -161,6 +161,13 @@ class Learner:
         self._sums: Dict[int, np.ndarray] = {}
         self._thresholds: Optional[Dict[int, float]] = None
 
+    def set_unknown_quantile(self, quantile: Optional[float]) -> None:
+        """Changes ``unknown_quantile`` (see the class docstring); the thresholds follow."""
+        if quantile is not None and not 0.0 <= quantile < 1.0:
+            raise ValueError("unknown_quantile must be in [0, 1)")
+        self.unknown_quantile = quantile
+        self._thresholds = None
+
     # ----- examples -------------------------------------------------------------------
     def add_class(self, class_id: int) -> None:
         """Adds a class with no examples (it is never predicted until it has one)."""

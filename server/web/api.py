@@ -54,8 +54,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from server import bundle, supervisor
 from server.errors import ServiceError, http_code
 from server.web import netinfo
-from server.web.events import check_pin
-from server.web.security import origin_allowed
+from server.web.security import check_pin, origin_allowed
 
 log = logging.getLogger(__name__)
 

@@ -87,19 +87,15 @@ new connections a second (20 at once); more are answered HTTP 429 (``server.web.
 
 from __future__ import annotations
 
-import collections
-import hmac
 import logging
-import math
-import threading
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Optional
 
-from flask import current_app, request
+from flask import request
 from flask_socketio import SocketIO, emit
 
 from server.errors import ServiceError
-from server.web.security import TokenBucket, origin_allowed
+from server.web.security import TokenBucket, check_pin, origin_allowed
 
 log = logging.getLogger(__name__)
 
@@ -109,53 +105,7 @@ EVENT_BURST = 40
 FLOOD_LIMIT = 200  # refused events (refilled at FLOOD_RATE a second) before a connection
 FLOOD_RATE = 10.0  # is dropped: what it sent after that is never read
 SLOW_DOWN = {"code": "slow_down", "message": "Too many requests at once; slow down."}
-PIN_TRIES = 5  # wrong PINs from one address within PIN_WINDOW_S before it has to wait
-PIN_WINDOW_S = 60.0
-
-
-class PinGuard:
-    """Counts wrong PINs per address: after ``tries`` within ``window`` s, it must wait.
-
-    A 4-digit PIN then takes days to guess instead of seconds.
-    """
-
-    def __init__(self, tries: int = PIN_TRIES, window: float = PIN_WINDOW_S, clock=time.monotonic):
-        self.tries, self.window, self.clock = tries, window, clock
-        self._wrong: Dict[str, collections.deque] = {}
-        self._lock = threading.Lock()
-
-    def check(self, pin: str, given, who: str) -> None:
-        now = self.clock()
-        with self._lock:
-            for address in [a for a, w in self._wrong.items() if now - w[-1] > self.window]:
-                del self._wrong[address]  # forget old mistakes: the table stays small
-            wrong = self._wrong.get(who, collections.deque())
-            while wrong and now - wrong[0] > self.window:
-                wrong.popleft()
-            if len(wrong) >= self.tries:
-                wait = math.ceil(self.window - (now - wrong[0]))
-                raise ServiceError(
-                    "pin_locked", f"Too many wrong PINs: try again in {wait} s.", 429, seconds=wait
-                )
-            if not isinstance(given, str) or not given:
-                pass  # no PIN given: not a guess
-            elif hmac.compare_digest(given.encode(), pin.encode()):
-                return
-            else:
-                wrong.append(now)
-                self._wrong[who] = wrong
-        raise ServiceError("pin_required", "This needs the operator's PIN.", 403)
-
-
-def check_pin(settings, given) -> None:
-    """Raises ServiceError unless the PIN is not required or ``given`` matches it.
-
-    Called in a request (REST or Socket.IO event); wrong guesses are counted per address.
-    """
-    if settings.pin is None:
-        return
-    guard = current_app.extensions.setdefault("teachable_pins", PinGuard())
-    guard.check(settings.pin, given, request.remote_addr or "?")
+BUSY = "A training is already running; wait for it to finish."
 
 
 def _payload(data) -> dict:
@@ -166,37 +116,73 @@ def _payload(data) -> dict:
     return data
 
 
-def register(socketio: SocketIO, pipeline, streamer, settings, camera) -> None:
-    """Registers every Socket.IO handler on ``socketio``."""
+def _error(code: str, message: str) -> None:
+    emit("error", {"code": code, "message": message})
 
-    def drop_client() -> None:
-        """Closes the current client's connection itself (Engine.IO), not only its Socket.IO
-        session: nothing it sent after this is read."""
-        server = socketio.server
-        server.eio.disconnect(server.manager.eio_sid_from_sid(request.sid, "/"))
 
-    # one page at a time sends the browser camera's frames: the first that sends, until it
-    # stops for OWNER_TIMEOUT_S or leaves
-    owner = {"sid": None, "last": 0.0}
+class Handlers:
+    """The Socket.IO handlers of one app: each validates, hands to the pipeline, replies.
 
-    buckets = {}  # sid -> TokenBucket: a flood from one page must not queue up on the pipeline
-    floods = {}  # sid -> TokenBucket of refusals: a connection that uses it up is dropped
+    Per connection it keeps a rate limit (``buckets``), a count of refused events
+    (``floods``) and, for the ``browser`` camera, which page sends the frames (``owner``).
+    """
 
-    def count_refusal() -> None:
-        """An event over the rate was refused: a connection that keeps going is closed."""
-        flood = floods.setdefault(request.sid, TokenBucket(FLOOD_RATE, FLOOD_LIMIT))
-        if not flood.take():  # no page does that: a program does
-            log.warning("disconnecting a client that keeps sending too many events")
-            drop_client()
+    def __init__(self, socketio: SocketIO, pipeline, streamer, settings, camera):
+        self.socketio, self.pipeline, self.streamer = socketio, pipeline, streamer
+        self.settings, self.camera = settings, camera
+        self.buckets: dict = {}  # sid -> TokenBucket: a flood must not queue up on the pipeline
+        self.floods: dict = {}  # sid -> TokenBucket of refusals: one used up drops the client
+        # one page at a time sends the browser camera's frames: the first that sends, until
+        # it stops for OWNER_TIMEOUT_S or leaves
+        self.owner = {"sid": None, "last": 0.0}
 
-    def handler(event: str, fn: Callable[[dict], Optional[dict]]):
-        timer = pipeline.metrics.events.labels(event)
+    # ----- the commands -------------------------------------------------------------------
+    def commands(self) -> dict:
+        """event name -> fn(payload) -> the answer's fields (or None)."""
+        p = self.pipeline
+        return {
+            "add_class": lambda d: {"class": p.add_class(d.get("name"))},
+            "rename_class": lambda d: {"class": p.rename_class(d.get("class_id"), d.get("name"))},
+            "delete_class": self.delete_class,
+            "clear_class": lambda d: {"removed": p.clear_class(d.get("class_id"))},
+            "record_start": lambda d: p.record_start(request.sid, d.get("class_id")),
+            "record_stop": lambda d: p.record_stop(request.sid),
+            "undo": lambda d: {"removed": p.undo()},
+            "delete_example": lambda d: p.delete_example(d.get("example_id")),
+            "set_method": lambda d: p.set_method(d.get("method")),
+            "train": self.train,
+            "reset": self.reset,
+            "wake": lambda d: p.wake(),
+        }
+
+    def delete_class(self, d: dict) -> None:
+        check_pin(self.settings, d.get("pin"))
+        self.pipeline.delete_class(d.get("class_id"))
+
+    def train(self, d: dict) -> dict:
+        running = self.pipeline.training_running
+        if not self.buckets[request.sid].take() and not running:
+            self.count_refusal()
+            raise ServiceError(**SLOW_DOWN, status=429)
+        if running:  # answered here, never queued behind other commands
+            raise ServiceError("busy", BUSY, 409)
+        return {"training": self.pipeline.train(d.get("method"))}
+
+    def reset(self, d: dict) -> None:
+        check_pin(self.settings, d.get("pin"))
+        self.pipeline.reset()
+
+    def wrap(self, event: str, fn: Callable[[dict], Optional[dict]]) -> Callable:
+        """``fn`` behind the connection's rate limit, its errors answered (and emitted)."""
+        timer = self.pipeline.metrics.events.labels(event)
 
         def wrapped(data=None, *extra):
             with timer.time():
-                bucket = buckets.setdefault(request.sid, TokenBucket(EVENTS_PER_S, EVENT_BURST))
+                bucket = self.buckets.setdefault(
+                    request.sid, TokenBucket(EVENTS_PER_S, EVENT_BURST)
+                )
                 if event != "train" and not bucket.take():
-                    count_refusal()
+                    self.count_refusal()
                     # answered through the acknowledgement only: a flood gets no extra messages
                     return {"ok": False, "error": SLOW_DOWN}
                 try:
@@ -207,102 +193,77 @@ def register(socketio: SocketIO, pipeline, streamer, settings, camera) -> None:
                 return {"ok": True, **result}
 
         wrapped.__name__ = f"on_{event}"
-        socketio.on_event(event, wrapped)
+        return wrapped
 
-    @socketio.on("connect")
-    def on_connect(auth=None):
+    def count_refusal(self) -> None:
+        """An event over the rate was refused: a connection that keeps going is closed."""
+        flood = self.floods.setdefault(request.sid, TokenBucket(FLOOD_RATE, FLOOD_LIMIT))
+        if not flood.take():  # no page does that: a program does
+            log.warning("disconnecting a client that keeps sending too many events")
+            self.drop_client()
+
+    def drop_client(self) -> None:
+        """Closes the current client's connection itself (Engine.IO), not only its Socket.IO
+        session: nothing it sent after this is read."""
+        server = self.socketio.server
+        server.eio.disconnect(server.manager.eio_sid_from_sid(request.sid, "/"))
+
+    # ----- connections --------------------------------------------------------------------
+    def on_connect(self, auth=None):
         # Engine.IO checks the Origin already; checked again here so that no transport or
         # future option can skip it
-        if not origin_allowed(
-            request.headers.get("Origin"), request.environ, settings.allow_origins
-        ):
-            log.warning("refused a socket from origin %s", request.headers.get("Origin"))
+        origin = request.headers.get("Origin")
+        if not origin_allowed(origin, request.environ, self.settings.allow_origins):
+            log.warning("refused a socket from origin %s", origin)
             return False
-        streamer.add(request.sid)
-        pipeline.client_connected(request.sid)
-        emit("state", pipeline.state())
+        self.streamer.add(request.sid)
+        self.pipeline.client_connected(request.sid)
+        emit("state", self.pipeline.state())
+        return None
 
-    @socketio.on("disconnect")
-    def on_disconnect(*args):
-        buckets.pop(request.sid, None)
-        floods.pop(request.sid, None)
-        if owner["sid"] == request.sid:
-            owner["sid"] = None
-        streamer.remove(request.sid)
-        pipeline.client_disconnected(request.sid)
+    def on_disconnect(self, *args) -> None:
+        self.buckets.pop(request.sid, None)
+        self.floods.pop(request.sid, None)
+        if self.owner["sid"] == request.sid:
+            self.owner["sid"] = None
+        self.streamer.remove(request.sid)
+        self.pipeline.client_disconnected(request.sid)
 
-    handler("add_class", lambda d: {"class": pipeline.add_class(d.get("name"))})
-    handler(
-        "rename_class", lambda d: {"class": pipeline.rename_class(d.get("class_id"), d.get("name"))}
-    )
+    def on_error(self, e) -> None:  # a handler bug: tell the client, keep the connection
+        log.exception("socket handler failed")
+        _error("internal", "Something went wrong.")
 
-    def delete_class(d):
-        check_pin(settings, d.get("pin"))
-        pipeline.delete_class(d.get("class_id"))
+    # ----- the browser camera -------------------------------------------------------------
+    def on_frame(self, data=None, *extra) -> None:
+        with self.pipeline.metrics.events.labels("frame").time():
+            self.take_frame(data)
 
-    handler("delete_class", delete_class)
-    handler("clear_class", lambda d: {"removed": pipeline.clear_class(d.get("class_id"))})
-    handler("record_start", lambda d: pipeline.record_start(request.sid, d.get("class_id")))
-    handler("record_stop", lambda d: pipeline.record_stop(request.sid))
-    handler("undo", lambda d: {"removed": pipeline.undo()})
-    handler("delete_example", lambda d: pipeline.delete_example(d.get("example_id")))
-    handler("set_method", lambda d: pipeline.set_method(d.get("method")))
-
-    def train(d):
-        if not buckets[request.sid].take() and not pipeline.training_running:
-            count_refusal()
-            raise ServiceError(**SLOW_DOWN, status=429)
-        if pipeline.training_running:  # answered here, never queued behind other commands
-            raise ServiceError("busy", "A training is already running; wait for it to finish.", 409)
-        return {"training": pipeline.train(d.get("method"))}
-
-    handler("train", train)
-
-    def reset(d):
-        check_pin(settings, d.get("pin"))
-        pipeline.reset()
-
-    handler("reset", reset)
-    handler("wake", lambda d: pipeline.wake())
-
-    frame_timer = pipeline.metrics.events.labels("frame")
-
-    @socketio.on("frame")
-    def on_frame(data=None, *extra):
-        with frame_timer.time():
-            take_frame(data)
-
-    def take_frame(data) -> None:
-        now = time.monotonic()
+    def take_frame(self, data) -> None:
+        now, owner = time.monotonic(), self.owner
         if owner["sid"] not in (None, request.sid) and now - owner["last"] < OWNER_TIMEOUT_S:
-            emit(
-                "error",
-                {
-                    "code": "camera_taken",
-                    "message": "Another device is already sending its camera.",
-                },
-            )
-            return
+            return _error("camera_taken", "Another device is already sending its camera.")
         owner.update(sid=request.sid, last=now)
-        push = getattr(camera, "push", None)
+        push = getattr(self.camera, "push", None)
         if push is None:
-            emit(
-                "error",
-                {
-                    "code": "not_browser_camera",
-                    "message": "The kiosk uses its own camera; frames are not accepted.",
-                },
+            return _error(
+                "not_browser_camera", "The kiosk uses its own camera; frames are not accepted."
             )
-            return
         if not isinstance(data, (bytes, bytearray)):
-            emit("error", {"code": "bad_frame", "message": "A frame must be a binary JPEG."})
-            return
+            return _error("bad_frame", "A frame must be a binary JPEG.")
         try:
             push(bytes(data))
         except ValueError as e:
-            emit("error", {"code": "bad_frame", "message": str(e)})
+            _error("bad_frame", str(e))
+        return None
 
-    @socketio.on_error_default
-    def on_error(e):  # a handler bug: tell the client, keep the connection
-        log.exception("socket handler failed")
-        emit("error", {"code": "internal", "message": "Something went wrong."})
+
+def register(socketio: SocketIO, pipeline, streamer, settings, camera) -> Handlers:
+    """Registers every Socket.IO handler on ``socketio``."""
+    handlers = Handlers(socketio, pipeline, streamer, settings, camera)
+    socketio.on_event("connect", handlers.on_connect)
+    socketio.on_event("disconnect", handlers.on_disconnect)
+    for event, fn in handlers.commands().items():
+        socketio.on_event(event, handlers.wrap(event, fn))
+    socketio.on_event("frame", handlers.on_frame)
+    socketio.on_error_default(handlers.on_error)
+    return handlers

@@ -12,22 +12,34 @@ Three checks:
   (``SOCKET_BURST`` at once). A page opens one and reconnects every few seconds at most; a
   program opening dozens a second (a fuzzer, a broken script) would take the CPU from the
   camera. More are answered 429 before any thread, socket or session exists for them.
+
+And the operator's **PIN** (``check_pin``, for REST and Socket.IO alike): wrong guesses are
+counted per address, so a 4-digit PIN takes days to guess instead of seconds.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
+import hmac
 import ipaddress
 import json
+import math
 import socket
 import threading
 import time
 from typing import Dict, Mapping, Optional, Sequence
 from urllib.parse import parse_qs, urlsplit
 
+from flask import current_app, request
+
+from server.errors import ServiceError
+
 SOCKETS_PER_S = 10.0
 SOCKET_BURST = 20
 SOCKET_PATH = "/socket.io/"
+PIN_TRIES = 5  # wrong PINs from one address within PIN_WINDOW_S before it has to wait
+PIN_WINDOW_S = 60.0
 
 
 def same_origin(environ: Mapping) -> Optional[str]:
@@ -147,3 +159,48 @@ class SocketRateLimit:
             if bucket is None:
                 bucket = self._buckets[address] = TokenBucket(self.rate, self.burst, self.clock)
             return bucket.take()
+
+
+class PinGuard:
+    """Counts wrong PINs per address: after ``tries`` within ``window`` s, it must wait.
+
+    A 4-digit PIN then takes days to guess instead of seconds.
+    """
+
+    def __init__(self, tries: int = PIN_TRIES, window: float = PIN_WINDOW_S, clock=time.monotonic):
+        self.tries, self.window, self.clock = tries, window, clock
+        self._wrong: Dict[str, collections.deque] = {}
+        self._lock = threading.Lock()
+
+    def check(self, pin: str, given, who: str) -> None:
+        now = self.clock()
+        with self._lock:
+            for address in [a for a, w in self._wrong.items() if now - w[-1] > self.window]:
+                del self._wrong[address]  # forget old mistakes: the table stays small
+            wrong = self._wrong.get(who, collections.deque())
+            while wrong and now - wrong[0] > self.window:
+                wrong.popleft()
+            if len(wrong) >= self.tries:
+                wait = math.ceil(self.window - (now - wrong[0]))
+                raise ServiceError(
+                    "pin_locked", f"Too many wrong PINs: try again in {wait} s.", 429, seconds=wait
+                )
+            if not isinstance(given, str) or not given:
+                pass  # no PIN given: not a guess
+            elif hmac.compare_digest(given.encode(), pin.encode()):
+                return
+            else:
+                wrong.append(now)
+                self._wrong[who] = wrong
+        raise ServiceError("pin_required", "This needs the operator's PIN.", 403)
+
+
+def check_pin(settings, given) -> None:
+    """Raises ServiceError unless the PIN is not required or ``given`` matches it.
+
+    Called in a request (REST or Socket.IO event); wrong guesses are counted per address.
+    """
+    if settings.pin is None:
+        return
+    guard = current_app.extensions.setdefault("teachable_pins", PinGuard())
+    guard.check(settings.pin, given, request.remote_addr or "?")
