@@ -13,6 +13,8 @@ from server import doctor, models
 from server.doctor import FAIL, OK, ROWS, WARN, Check, Machine, run_checks
 from server.settings import Settings
 
+import standin
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -384,3 +386,20 @@ def test_bad_settings_fail_with_the_message(tmp_path, capsys):
     assert code == 1
     assert rows["settings"]["status"] == FAIL
     assert rows["settings"]["detail"] == "--port must be between 1 and 65535"
+
+
+def test_the_real_probe_of_a_segfaulting_library_reports_the_crash(tmp_path, model_dir):
+    lib = standin.build("segv", tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "server.doctor", "--json", "--probe-edgetpu"]
+        + ["--edgetpu-lib", str(lib), "--data-dir", str(model_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    report = json.loads(done.stdout)
+    probe_row = next(c for c in report["checks"] if c["name"] == "edgetpu_probe")
+    assert probe_row["status"] == "warn" and "crashed, SIGSEGV" in probe_row["detail"]
+    assert "install-edgetpu.sh" in probe_row["fix"]
+    assert done.returncode == 0 and report["ok"]  # the CPU still serves
