@@ -22,7 +22,7 @@ from server.errors import ServiceError
 ROOT = Path(__file__).resolve().parent.parent
 LANGUAGE_DIR = ROOT / "static" / "i18n"
 LANGUAGE_FILES = sorted(LANGUAGE_DIR.glob("*.js"))
-RAISERS = {"ServiceError", "BundleError", "ExportError"}  # (code, message, ...) each
+RAISERS = {"_error", "ServiceError", "BundleError", "ExportError"}  # (code, message, ...) each
 ENTRY = re.compile(r'\s*([a-z][a-z0-9_]*):\s*"((?:[^"\\\n]|\\.)*)",')
 COMMENT = re.compile(r"^\s*//.*$", re.MULTILINE)
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
