@@ -256,10 +256,16 @@ edgetpu_pin_get() {
 # edgetpu_parse_args "FLAGS THIS SCRIPT TAKES" USAGE ARGS...: sets EDGETPU_FLAVOR, EDGETPU_ACCEL,
 # TRUST_UNPINNED and KIOSK; an unknown flag prints USAGE and exits 2
 edgetpu_parse_args() {
-  local allowed=" $1 " usage=$2 arg
+  local allowed=$1 usage=$2 arg flag known
   shift 2
   for arg in "$@"; do
-    if [ "${allowed/ $arg /}" = "$allowed" ]; then
+    known=0
+    for flag in $allowed; do
+      if [ "$arg" = "$flag" ]; then
+        known=1
+      fi
+    done
+    if [ "$known" = 0 ]; then
       echo "$usage" >&2
       exit 2
     fi
@@ -282,6 +288,9 @@ edgetpu_supported_list() {
   local entry codename arch tag suffix
   for entry in "${EDGETPU_TARGETS[@]}"; do
     read -r codename arch tag suffix <<<"$entry"
+    if [ "$tag" = none ]; then
+      tag="(no wheel pinned: libedgetpu only, the probe decides)"
+    fi
     printf '    %-9s %-6s Python %s\n' "$codename" "$arch" "$tag"
   done
 }
@@ -289,7 +298,8 @@ edgetpu_supported_list() {
 # Sets EDGETPU_CODENAME, EDGETPU_ARCH (amd64/arm64), EDGETPU_MACHINE (x86_64/aarch64),
 # EDGETPU_PYTAG (of python3; PYTHON_TAG overrides), EDGETPU_WHEEL_TAG (the pinned tag, or none)
 # and EDGETPU_SUFFIX; an unsupported distribution, machine or Python stops here, unchanged.
-# ARCH overrides `uname -m`.
+# ARCH (as `uname -m` or dpkg names it) overrides dpkg's architecture: a 64-bit kernel under a
+# 32-bit Raspberry Pi OS is armhf, whatever `uname -m` says.
 edgetpu_detect_target() {
   edgetpu_load_pins
   local id pretty entry codename arch tag suffix
@@ -297,7 +307,7 @@ edgetpu_detect_target() {
   EDGETPU_DISTRO=$id
   pretty=$(os_release_field PRETTY_NAME)
   EDGETPU_CODENAME=$(os_release_field VERSION_CODENAME)
-  EDGETPU_MACHINE=${ARCH:-$(uname -m)}
+  EDGETPU_MACHINE=${ARCH:-$(dpkg --print-architecture 2>/dev/null || uname -m)}
   case $EDGETPU_MACHINE in
     x86_64 | amd64) EDGETPU_ARCH=amd64 EDGETPU_MACHINE=x86_64 ;;
     aarch64 | arm64) EDGETPU_ARCH=arm64 EDGETPU_MACHINE=aarch64 ;;
