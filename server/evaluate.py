@@ -23,23 +23,21 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from server import datasets, models
-from server.hw import runtime as rt
-from server.hw.extractor import Extractor, open_extractor
+from server import datasets
 from server.learn import METHODS, make_learner
-from server.progress import ProgressBar
+from server.offline import (
+    ERRORS,
+    Embedded,
+    add_extractor_arguments,
+    embed_folder,
+    fail,
+    open_extractor_from,
+    stratified_split,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SHOTS = "1,5,10,20,all"
-
-
-class Embedded(NamedTuple):
-    """NxD embeddings with N class indices; ``flipped`` is None unless --flip."""
-
-    x: np.ndarray
-    labels: np.ndarray
-    flipped: Optional[np.ndarray]
 
 
 class Result(NamedTuple):
@@ -47,23 +45,6 @@ class Result(NamedTuple):
     shots: object
     accuracy: float
     train_ms: float
-
-
-def embed_folder(extractor: Extractor, folder: datasets.ImageFolder, flip: bool, label: str):
-    """Embeds every readable image of ``folder`` (and its mirror image with ``flip``)."""
-    xs, fs, labels = [], [], []
-    with ProgressBar(len(folder), label) as bar:
-        for index, _path, image in datasets.iter_images(folder):
-            xs.append(extractor.embed(image))
-            if flip:
-                fs.append(extractor.embed(image, flip=True))
-            labels.append(index)
-            bar.update()
-        bar.update(len(folder) - bar.done)
-    if not xs:
-        raise datasets.DatasetError(f"no readable image in {folder.root}")
-    x = np.stack(xs)
-    return Embedded(x, np.array(labels), np.stack(fs) if flip else None)
 
 
 def parse_shots(text: str) -> List[object]:
@@ -89,17 +70,6 @@ def parse_methods(text: str) -> List[str]:
             f"unknown method(s) {', '.join(unknown) or '(none)'}: use {', '.join(METHODS)}"
         )
     return methods
-
-
-def stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generator):
-    """(train indices, test indices): ``fraction`` of each class, at least one, goes to test."""
-    train, test = [], []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        k = min(max(1, int(round(fraction * len(idx)))), len(idx) - 1)
-        test.extend(idx[:k])
-        train.extend(idx[k:])
-    return np.array(train), np.array(test)
 
 
 def draw_shots(labels: np.ndarray, pool: np.ndarray, shots, rng: np.random.Generator):
@@ -214,36 +184,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def add_extractor_arguments(p: argparse.ArgumentParser) -> None:
-    """--tpu, --model, --data-dir and --mirror: where the command-line tools find the model."""
-    p.add_argument("--tpu", choices=("auto", "on", "off"), default="auto")
-    p.add_argument("--model", type=Path, help="the CPU extractor model file")
-    p.add_argument("--data-dir", dest="store_dir", type=Path, help="where models are cached")
-    p.add_argument("--mirror", type=Path, help="folder holding the model files")
-
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     if not 0.0 < args.test_fraction < 1.0:
-        return _fail("--test-fraction must be between 0 and 1")
+        return fail("--test-fraction must be between 0 and 1")
     if args.repeats < 1:
-        return _fail("--repeats must be at least 1")
+        return fail("--repeats must be at least 1")
     try:
         folder = datasets.scan(args.data_dir)
         test_folder = (
             datasets.scan(args.test_dir, classes=folder.classes) if args.test_dir else None
         )
-        extractor = open_extractor(
-            args.tpu, model_path=args.model, data_dir=args.store_dir, mirror=args.mirror
-        )
-        train = embed_folder(extractor, folder, args.flip, "embedding")
-        test = (
-            embed_folder(extractor, test_folder, False, "embedding test") if test_folder else None
-        )
-    except (datasets.DatasetError, models.ModelError, rt.EdgeTpuUnavailable, rt.NoRuntime) as e:
-        return _fail(str(e))
-    options = {"knn": {"k": args.knn_k}}
+        extractor = open_extractor_from(args)
+        train = embed_folder(extractor, folder, label="embedding", flip=args.flip)
+        test = embed_folder(extractor, test_folder, label="embedding test") if test_folder else None
+    except ERRORS as e:
+        return fail(str(e))
     results = evaluate(
         train,
         test,
@@ -252,7 +209,7 @@ def main(argv=None) -> int:
         repeats=args.repeats,
         seed=args.seed,
         test_fraction=args.test_fraction,
-        options=options,
+        options={"knn": {"k": args.knn_k}},
     )
     embedding = {
         "backend": extractor.backend,
@@ -263,25 +220,7 @@ def main(argv=None) -> int:
         "classes": folder.classes,
     }
     if args.json:
-        out = {
-            "embedding": embedding,
-            "settings": {
-                "repeats": args.repeats,
-                "seed": args.seed,
-                "flip": args.flip,
-                "test": str(args.test_dir) if args.test_dir else args.test_fraction,
-            },
-            "results": [
-                {
-                    "method": r.method,
-                    "shots": r.shots,
-                    "accuracy": round(r.accuracy, 4),
-                    "train_ms": round(r.train_ms, 2),
-                }
-                for r in results
-            ],
-        }
-        print(json.dumps(out))
+        print(json.dumps(_json_report(args, embedding, results)))
     else:
         print(
             f"{embedding['images']} images, {len(folder.classes)} classes; extractor on "
@@ -291,9 +230,25 @@ def main(argv=None) -> int:
     return 0
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
+def _json_report(args: argparse.Namespace, embedding: dict, results: List[Result]) -> dict:
+    return {
+        "embedding": embedding,
+        "settings": {
+            "repeats": args.repeats,
+            "seed": args.seed,
+            "flip": args.flip,
+            "test": str(args.test_dir) if args.test_dir else args.test_fraction,
+        },
+        "results": [
+            {
+                "method": r.method,
+                "shots": r.shots,
+                "accuracy": round(r.accuracy, 4),
+                "train_ms": round(r.train_ms, 2),
+            }
+            for r in results
+        ],
+    }
 
 
 if __name__ == "__main__":

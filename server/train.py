@@ -29,46 +29,30 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from server import bundle, datasets, export, models
-from server.evaluate import add_extractor_arguments, stratified_split
 from server.hw import runtime as rt
-from server.hw.extractor import Extractor, open_extractor, preprocess
-from server.learn import METHODS, make_learner
+from server.hw.extractor import Extractor, preprocess
+from server.learn import METHODS, Learner, make_learner
+from server.offline import (
+    ERRORS,
+    Embedded,
+    add_extractor_arguments,
+    embed_folder,
+    fail,
+    model_places,
+    open_extractor_from,
+    stratified_split,
+)
 from server.pipeline import thumbnail_jpeg
 from server.progress import ProgressBar
 from server.settings import Settings
 from server.store import PALETTE, Store
 
 log = logging.getLogger(__name__)
-
-
-class Embedded(NamedTuple):
-    """NxD embeddings, N class indices, N image paths and N thumbnails (None each when off)."""
-
-    x: np.ndarray
-    labels: np.ndarray
-    paths: List[Path]
-    thumbnails: List[Optional[bytes]]
-
-
-def embed_folder(extractor: Extractor, folder: datasets.ImageFolder, thumbnails: bool) -> Embedded:
-    """Embeds every readable image of ``folder``, with a progress bar on stderr."""
-    xs, labels, paths, thumbs = [], [], [], []
-    with ProgressBar(len(folder), "embedding") as bar:
-        for index, path, image in datasets.iter_images(folder):
-            xs.append(extractor.embed(image))
-            labels.append(index)
-            paths.append(path)
-            thumbs.append(thumbnail_jpeg(image) if thumbnails else None)
-            bar.update()
-        bar.update(len(folder) - bar.done)
-    if not xs:
-        raise datasets.DatasetError(f"no readable image in {folder.root}")
-    return Embedded(np.stack(xs), np.array(labels), paths, thumbs)
 
 
 def train(method: str, x: np.ndarray, labels: np.ndarray, classes: int):
@@ -152,99 +136,204 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Inputs(NamedTuple):
+    """What a run reads before it trains: the photos, embedded, and the base models."""
+
+    folder: datasets.ImageFolder
+    extractor: Extractor
+    data: Embedded
+    cpu_base: Path
+    tpu_base: Optional[Path]  # with --target edgetpu
+
+
+class Written(NamedTuple):
+    """What a run wrote into --out, and how long the writing took."""
+
+    files: Dict[str, Path]
+    exported: export.Exported
+    zipped: bytes
+    export_ms: float
+    bundle_ms: float
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    if not 0.0 <= args.test_fraction < 1.0:
-        return _fail("--test-fraction must be at least 0 and below 1")
-    if args.out.exists() and not args.out.is_dir():
-        return _fail(f"--out {args.out} exists and is not a folder")
-    where = {"data_dir": args.store_dir, "mirror": args.mirror}
+    problem = _check_arguments(args)
+    if problem:
+        return fail(problem)
     try:
-        folder = datasets.scan(args.data_dir)
-        cpu_base = models.locate(models.EXTRACTOR_CPU, path=args.model, **where)
-        tpu_base = None
-        if args.target == "edgetpu":
-            tpu_base = models.locate(models.EXTRACTOR_EDGETPU, **where)
-        extractor = open_extractor(args.tpu, model_path=args.model, **where)
-        data = embed_folder(extractor, folder, not args.no_thumbnails)
-    except (datasets.DatasetError, models.ModelError, rt.EdgeTpuUnavailable, rt.NoRuntime) as e:
-        return _fail(str(e))
-    running = bundle.identify(extractor.model_path, extractor.dim)
-    labels = data.labels
-    if args.test_fraction > 0:
-        train_idx, test_idx = stratified_split(
-            labels, args.test_fraction, np.random.default_rng(args.seed)
-        )
-    else:
-        train_idx, test_idx = np.arange(len(labels)), np.zeros(0, np.int64)
+        inputs = _read_inputs(args)
+    except ERRORS as e:
+        return fail(str(e))
+    data = inputs.data
+    running = bundle.identify(inputs.extractor.model_path, inputs.extractor.dim)
+    train_idx, test_idx = _split(data.labels, args.test_fraction, args.seed)
     start = time.perf_counter()
-    learner = train(args.method, data.x[train_idx], labels[train_idx], len(folder.classes))
-    train_ms = (time.perf_counter() - start) * 1000.0
-    names = dict(enumerate(folder.classes))
-
+    learner = train(
+        args.method, data.x[train_idx], data.labels[train_idx], len(inputs.folder.classes)
+    )
+    train_ms = _ms_since(start)
     try:
-        args.out.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        exported = export.export(learner, names, cpu_base.read_bytes(), models.EXTRACTOR_CPU.name)
-        export_ms = (time.perf_counter() - start) * 1000.0
-        files = {"model": args.out / "model.tflite", "labels": args.out / "labels.txt"}
-        files["model"].write_bytes(exported.tflite)
-        files["labels"].write_text(exported.labels, encoding="utf-8")
-        if tpu_base is not None:
-            tpu_model = export.build_model(
-                tpu_base.read_bytes(), exported.head, exported.names, models.EXTRACTOR_EDGETPU.name
-            )
-            files["model_edgetpu"] = args.out / "model_edgetpu.tflite"
-            files["model_edgetpu"].write_bytes(tpu_model)
-        project = bundle.Project(
-            [
-                bundle.ClassData(
-                    name,
-                    PALETTE[c % len(PALETTE)],
-                    data.x[train_idx][labels[train_idx] == c],
-                    [data.thumbnails[i] for i in train_idx if labels[i] == c],
-                )
-                for c, name in enumerate(folder.classes)
-            ],
-            args.method,
-            running,
-        )
-        start = time.perf_counter()
-        zipped = bundle.write_bundle(project)
-        bundle_ms = (time.perf_counter() - start) * 1000.0
-        files["project"] = args.out / "project.zip"
-        files["project"].write_bytes(zipped)
+        written = _write_outputs(args, learner, inputs, running, train_idx)
     except (export.ExportError, OSError) as e:
-        return _fail(str(e))
-    import_ms = _check_import(zipped, running, args.method)
+        return fail(str(e))
+    import_ms = _check_import(written.zipped, running, args.method)
+    scored = _score(learner, inputs, written, test_idx)
+    timings = {
+        "train": train_ms,
+        "export": written.export_ms,
+        "bundle_write": written.bundle_ms,
+        "bundle_import": import_ms,
+    }
+    report = _report(args, inputs, running, (train_idx, test_idx), scored)
+    report["timings_ms"] = {k: round(v, 1) for k, v in timings.items()}
+    report["files"] = {k: str(v) for k, v in written.files.items()}
+    report["note"] = written.exported.head.note
+    if args.json:
+        print(json.dumps(report))
+    else:
+        _print_report(report)
+    per_class = np.bincount(data.labels[train_idx], minlength=len(inputs.folder.classes))
+    _print_notes(int(per_class.max()), written.exported.head.note)
+    return 0
 
+
+def _check_arguments(args: argparse.Namespace) -> str:
+    """What is wrong with the flags, or ""."""
+    if not 0.0 <= args.test_fraction < 1.0:
+        return "--test-fraction must be at least 0 and below 1"
+    if args.out.exists() and not args.out.is_dir():
+        return f"--out {args.out} exists and is not a folder"
+    return ""
+
+
+def _read_inputs(args: argparse.Namespace) -> Inputs:
+    """Scans the photos, finds the base models, opens the extractor and embeds every photo.
+
+    Raises:
+      One of ``offline.ERRORS``, saying what is missing.
+    """
+    folder = datasets.scan(args.data_dir)
+    cpu_base = models.locate(models.EXTRACTOR_CPU, path=args.model, **model_places(args))
+    tpu_base = None
+    if args.target == "edgetpu":
+        tpu_base = models.locate(models.EXTRACTOR_EDGETPU, **model_places(args))
+    extractor = open_extractor_from(args)
+    thumbnail = None if args.no_thumbnails else thumbnail_jpeg
+    data = embed_folder(extractor, folder, thumbnail=thumbnail)
+    return Inputs(folder, extractor, data, cpu_base, tpu_base)
+
+
+def _split(labels: np.ndarray, fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(train indices, held-out indices); nothing is held out for a fraction of 0."""
+    if fraction > 0:
+        return stratified_split(labels, fraction, np.random.default_rng(seed))
+    return np.arange(len(labels)), np.zeros(0, np.int64)
+
+
+def _write_outputs(
+    args: argparse.Namespace,
+    learner: Learner,
+    inputs: Inputs,
+    running: bundle.ExtractorId,
+    train_idx: np.ndarray,
+) -> Written:
+    """Writes model.tflite, labels.txt, model_edgetpu.tflite (--target edgetpu), project.zip.
+
+    Raises:
+      export.ExportError, OSError: the model cannot be built, or a file cannot be written.
+    """
+    args.out.mkdir(parents=True, exist_ok=True)
+    names = dict(enumerate(inputs.folder.classes))
+    start = time.perf_counter()
+    exported = export.export(
+        learner, names, inputs.cpu_base.read_bytes(), models.EXTRACTOR_CPU.name
+    )
+    export_ms = _ms_since(start)
+    files = {"model": args.out / "model.tflite", "labels": args.out / "labels.txt"}
+    files["model"].write_bytes(exported.tflite)
+    files["labels"].write_text(exported.labels, encoding="utf-8")
+    if inputs.tpu_base is not None:
+        tpu_model = export.build_model(
+            inputs.tpu_base.read_bytes(),
+            exported.head,
+            exported.names,
+            models.EXTRACTOR_EDGETPU.name,
+        )
+        files["model_edgetpu"] = args.out / "model_edgetpu.tflite"
+        files["model_edgetpu"].write_bytes(tpu_model)
+    project = _project(inputs, train_idx, args.method, running)
+    start = time.perf_counter()
+    zipped = bundle.write_bundle(project)
+    bundle_ms = _ms_since(start)
+    files["project"] = args.out / "project.zip"
+    files["project"].write_bytes(zipped)
+    return Written(files, exported, zipped, export_ms, bundle_ms)
+
+
+def _project(
+    inputs: Inputs, train_idx: np.ndarray, method: str, running: bundle.ExtractorId
+) -> bundle.Project:
+    """The training split as a kiosk project, one class per class folder."""
+    data, labels = inputs.data, inputs.data.labels
+    classes = [
+        bundle.ClassData(
+            name,
+            PALETTE[c % len(PALETTE)],
+            data.x[train_idx][labels[train_idx] == c],
+            [data.thumbnails[i] for i in train_idx if labels[i] == c],
+        )
+        for c, name in enumerate(inputs.folder.classes)
+    ]
+    return bundle.Project(classes, method, running)
+
+
+def _score(
+    learner: Learner, inputs: Inputs, written: Written, test_idx: np.ndarray
+) -> Tuple[dict, Optional[Path]]:
+    """Held-out accuracy of the learner and of the exported model; and which model ran.
+
+    The exported model runs in the TFLite interpreter on the same photos: the Edge TPU build
+    when the extractor runs on an Edge TPU and one was written, the CPU build otherwise.
+    """
     accuracy = {"learner": None, "exported": None, "agreement": None, "max_prob_diff": None}
-    evaluated = None
-    if len(test_idx):
-        test_x, test_y = data.x[test_idx], labels[test_idx]
-        pred = learner.predict(test_x)
-        accuracy["learner"] = round(float(np.mean(pred.top == test_y)), 4)
-        runtime = rt.load_runtime()
-        evaluated = files["model"]
-        if tpu_base is not None and extractor.backend == "edgetpu":
-            evaluated = files["model_edgetpu"]
-            interpreter = rt.make_edgetpu_interpreter(str(evaluated), runtime)
-        else:
-            interpreter = rt.make_cpu_interpreter(str(evaluated), runtime)
-        probs = run_model(evaluated, interpreter, [data.paths[i] for i in test_idx])
-        columns = [learner.classes.index(c) for c in exported.head.class_ids]
-        top = np.array(exported.head.class_ids)[np.argmax(probs, axis=1)]
-        accuracy["exported"] = round(float(np.mean(top == test_y)), 4)
-        accuracy["agreement"] = round(float(np.mean(top == pred.top)), 4)
-        diff = np.abs(probs - pred.probs[:, columns]).max()
-        accuracy["max_prob_diff"] = round(float(diff), 6)
+    if not len(test_idx):
+        return accuracy, None
+    data = inputs.data
+    test_x, test_y = data.x[test_idx], data.labels[test_idx]
+    pred = learner.predict(test_x)
+    accuracy["learner"] = round(float(np.mean(pred.top == test_y)), 4)
+    runtime = rt.load_runtime()
+    evaluated = written.files["model"]
+    if inputs.tpu_base is not None and inputs.extractor.backend == "edgetpu":
+        evaluated = written.files["model_edgetpu"]
+        interpreter = rt.make_edgetpu_interpreter(str(evaluated), runtime)
+    else:
+        interpreter = rt.make_cpu_interpreter(str(evaluated), runtime)
+    probs = run_model(evaluated, interpreter, [data.paths[i] for i in test_idx])
+    head = written.exported.head
+    columns = [learner.classes.index(c) for c in head.class_ids]
+    top = np.array(head.class_ids)[np.argmax(probs, axis=1)]
+    accuracy["exported"] = round(float(np.mean(top == test_y)), 4)
+    accuracy["agreement"] = round(float(np.mean(top == pred.top)), 4)
+    diff = np.abs(probs - pred.probs[:, columns]).max()
+    accuracy["max_prob_diff"] = round(float(diff), 6)
+    return accuracy, evaluated
 
-    per_class = np.bincount(labels[train_idx], minlength=len(folder.classes))
-    limit = Settings.max_examples
-    report = {
-        "classes": folder.classes,
-        "images": {"train": int(len(train_idx)), "test": int(len(test_idx))},
+
+def _report(
+    args: argparse.Namespace,
+    inputs: Inputs,
+    running: bundle.ExtractorId,
+    split: Tuple[np.ndarray, np.ndarray],
+    scored: Tuple[dict, Optional[Path]],
+) -> dict:
+    """What ``--json`` prints, but for the timings, the files and the note that follow."""
+    extractor, (accuracy, evaluated) = inputs.extractor, scored
+    return {
+        "classes": inputs.folder.classes,
+        "images": {"train": int(len(split[0])), "test": int(len(split[1]))},
         "method": args.method,
         "target": args.target,
         "extractor": {
@@ -255,28 +344,24 @@ def main(argv=None) -> int:
         },
         "accuracy": accuracy,
         "evaluated": evaluated.name if evaluated else None,
-        "timings_ms": {
-            "train": round(train_ms, 1),
-            "export": round(export_ms, 1),
-            "bundle_write": round(bundle_ms, 1),
-            "bundle_import": round(import_ms, 1),
-        },
-        "files": {k: str(v) for k, v in files.items()},
-        "note": exported.head.note,
     }
-    if args.json:
-        print(json.dumps(report))
-    else:
-        _print_report(report)
-    if per_class.max() > limit:
+
+
+def _print_notes(most_per_class: int, head_note: str) -> None:
+    """What the user should know on stderr: the kiosk's --max-examples, the head's note."""
+    limit = Settings.max_examples
+    if most_per_class > limit:
         print(
-            f"note: project.zip has up to {per_class.max()} examples per class; start the kiosk "
-            f"with --max-examples {per_class.max()} to import it (default {limit})",
+            f"note: project.zip has up to {most_per_class} examples per class; start the kiosk "
+            f"with --max-examples {most_per_class} to import it (default {limit})",
             file=sys.stderr,
         )
-    if exported.head.note:
-        print(f"note: {exported.head.note}", file=sys.stderr)
-    return 0
+    if head_note:
+        print(f"note: {head_note}", file=sys.stderr)
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
 
 
 def _print_report(r: dict) -> None:
@@ -297,11 +382,6 @@ def _print_report(r: dict) -> None:
         f"{t['bundle_write']:.0f} ms and imported in {t['bundle_import']:.0f} ms"
     )
     print("wrote " + ", ".join(r["files"].values()))
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
 
 
 if __name__ == "__main__":

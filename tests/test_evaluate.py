@@ -104,3 +104,46 @@ def test_stratified_split_holds_out_each_class():
     assert sorted(np.concatenate([train, test]).tolist()) == list(range(14))
     assert [int(np.sum(labels[test] == c)) for c in range(3)] == [2, 1, 1]
     assert set(labels[train]) == {0, 1, 2}
+
+
+class _ColourExtractor:
+    """Embeds an image as the red and green of its top-left pixel (with ``flip``: of its mirror
+    image's, i.e. the top-right one)."""
+
+    def embed(self, image, flip=False):
+        import numpy as np
+
+        r, g, _ = image.getpixel((image.width - 1, 0) if flip else (0, 0))
+        return np.array([r, g], np.float32)
+
+
+def test_embed_folder_embeds_every_readable_image_once_with_mirrors_and_thumbnails(tmp_path):
+    from PIL import Image
+
+    from server import datasets, offline
+
+    for name, colours in {"a": [(10, 20, 0), (30, 40, 0)], "b": [(50, 60, 0)]}.items():
+        (tmp_path / name).mkdir()
+        for i, colour in enumerate(colours):
+            image = Image.new("RGB", (4, 2), colour)
+            image.putpixel((3, 0), (colour[0], 99, 0))  # what a mirror image starts with
+            image.save(tmp_path / name / f"{i}.png")
+    (tmp_path / "b" / "9.png").write_bytes(b"no png")  # skipped with a warning
+    folder = datasets.scan(tmp_path)
+    data = offline.embed_folder(
+        _ColourExtractor(), folder, flip=True, thumbnail=lambda image: b"thumb"
+    )
+    assert data.x.tolist() == [[10, 20], [30, 40], [50, 60]]
+    assert data.flipped.tolist() == [[10, 99], [30, 99], [50, 99]]
+    assert data.labels.tolist() == [0, 0, 1]
+    assert [p.name for p in data.paths] == ["0.png", "1.png", "0.png"]
+    assert data.thumbnails == [b"thumb"] * 3
+    plain = offline.embed_folder(_ColourExtractor(), folder)
+    assert plain.flipped is None and plain.thumbnails == [None] * 3
+
+    for path in (tmp_path / "a").iterdir():
+        path.write_bytes(b"no png")
+    for path in (tmp_path / "b").iterdir():
+        path.write_bytes(b"no png")
+    with pytest.raises(datasets.DatasetError, match="no readable image"):
+        offline.embed_folder(_ColourExtractor(), datasets.scan(tmp_path))
