@@ -1069,7 +1069,15 @@ def main(argv=None, *, machine: Optional[Machine] = None, environ=None, probe=No
     if args.hardware_report is not None:
         from server.edgetpu_report import main as report_main
 
-        return report_main(args, settings, edgetpu_lib=edgetpu_lib, machine=machine, probe=probe)
+        return report_main(
+            args,
+            settings,
+            edgetpu_lib=edgetpu_lib,
+            machine=machine,
+            probe=probe,
+            environ=environ,
+            settings_check=settings_row,
+        )
     if not args.probe_edgetpu:
         probe = None
     elif probe is None:
