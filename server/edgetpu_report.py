@@ -255,17 +255,9 @@ class Hardware(NamedTuple):
 
 
 def _delegate_interpreter(path: str, result, library: Optional[str]):
-    """An interpreter with the Edge TPU delegate, on the runtime and library the probe passed.
-
-    ``server.hw.runtime.make_edgetpu_interpreter`` takes neither yet (it uses the first
-    runtime and the default library name), so the report loads the delegate itself.
-    """
-    runtime = rt.load_runtime(preferred=getattr(result, "runtime", "") or None)
-    lib = library or getattr(result, "library", "") or rt.EDGETPU_SHARED_LIB["Linux"]
-    delegate = runtime.load_delegate(lib)
-    interpreter = runtime.interpreter_class(model_path=str(path), experimental_delegates=[delegate])
-    interpreter.allocate_tensors()
-    return interpreter
+    """An interpreter with the Edge TPU delegate, on the runtime and library the probe passed."""
+    runtime = rt.load_runtime(result.runtime, only=True)
+    return rt.make_edgetpu_interpreter(str(path), runtime, library=library or result.library)
 
 
 def real_hardware(settings, edgetpu_lib: Optional[Path] = None, probe=None) -> Hardware:
