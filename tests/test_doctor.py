@@ -7,30 +7,15 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from typing import NamedTuple
 
 from server import doctor, models
 from server.doctor import FAIL, OK, ROWS, WARN, Check, Machine, run_checks
+from server.hw.probe import ProbeResult
 from server.settings import Settings
 
 import standin
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class FakeProbeResult(NamedTuple):
-    """The fields of ``server.hw.probe.ProbeResult`` that the doctor reads."""
-
-    outcome: str
-    diagnosis: str = ""
-    runtime: str = ""
-    runtime_version: str = ""
-    library: str = ""
-    library_version: str = ""
-    device: str = ""
-    ms_per_inference: float = 0.0
-    similarity: float = 0.0
-    signal: str = ""
 
 
 def free_port() -> int:
@@ -230,7 +215,7 @@ def test_the_probe_row_reports_a_pass_and_a_crash(tmp_path, model_dir):
 
     def passing(**kwargs):
         calls.append(kwargs)
-        return FakeProbeResult(
+        return ProbeResult(
             "ok", "", "tflite_runtime", "2.17.1", "libedgetpu.so.1", "16.0", "usb:2-1", 3.2, 0.9991
         )
 
@@ -245,7 +230,7 @@ def test_the_probe_row_reports_a_pass_and_a_crash(tmp_path, model_dir):
     assert calls[0]["library"] == str(lib) and calls[0]["data_dir"] == settings.data_dir
 
     def crashing(**kwargs):
-        return FakeProbeResult(
+        return ProbeResult(
             "crashed",
             "libedgetpu 16.0 crashed with tflite_runtime 2.17.1: install the matching pair",
             runtime="tflite_runtime",

@@ -8,7 +8,6 @@ the real thing.
 import json
 import subprocess
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -16,20 +15,8 @@ import pytest
 from server import doctor, models
 from server import edgetpu_report as er
 from server.hw import runtime as rt
+from server.hw.probe import ProbeResult
 from server.settings import Settings
-
-
-class FakeProbeResult(NamedTuple):
-    outcome: str
-    diagnosis: str = ""
-    runtime: str = ""
-    runtime_version: str = ""
-    library: str = ""
-    library_version: str = ""
-    device: str = ""
-    ms_per_inference: float = 0.0
-    similarity: float = 0.0
-    signal: str = ""
 
 
 class Reversed:
@@ -45,9 +32,7 @@ class Reversed:
 
 
 def passing_probe(**kwargs):
-    return FakeProbeResult(
-        "ok", "", "ai_edge_litert", "2.3.0", "libedgetpu.so.1", "16.0", "usb:2-1"
-    )
+    return ProbeResult("ok", "", "ai_edge_litert", "2.3.0", "libedgetpu.so.1", "16.0", "usb:2-1")
 
 
 def quiet_machine(tmp_path) -> doctor.Machine:
@@ -131,7 +116,7 @@ def test_without_a_working_edgetpu_the_report_says_why_and_keeps_the_machine_fac
         raise AssertionError("the Edge TPU must not be opened after a failed probe")
 
     def no_device(**kwargs):
-        return FakeProbeResult("no_device", "plug in the Coral USB Accelerator (a USB 3 port)")
+        return ProbeResult("no_device", "plug in the Coral USB Accelerator (a USB 3 port)")
 
     hardware = er.Hardware(no_device, refuse, refuse, refuse, refuse, lambda: {"ran": False})
     data = build(tmp_path, model_dir, hardware, digits_dir)
