@@ -400,20 +400,7 @@ def build_report(
 
     report.part("probe", probe)
     result = probed[0] if probed else None
-    photos, photos_problem = None, ""
-    folders = [photos_dir] if photos_dir is not None else known_photo_folders(settings.data_dir)
-    for folder in folders:
-        if Path(folder).is_dir():
-            try:
-                photos = load_photos(Path(folder))
-                break
-            except DatasetError as e:
-                photos_problem = f"{e}: pass --photos DIR with one sub-folder of images per class"
-    if photos is None:
-        photos_problem = photos_problem or (
-            "no photos: pass --photos DIR (one sub-folder of images per class); looked in "
-            + ", ".join(map(str, folders))
-        )
+    photos, photos_problem = _find_photos(photos_dir, settings)
     works = result is not None and getattr(result, "outcome", "") == "ok"
     if not works:
         why = "the Edge TPU probe did not pass: " + (
@@ -422,41 +409,62 @@ def build_report(
         for name in ("benchmark", "embeddings", "exported_model"):
             report.skip(name, why)
     else:
-        extractors = {}
-
-        def benchmark() -> dict:
-            extractors["tpu"] = hardware.open_tpu(result)
-            extractors["cpu"] = hardware.open_cpu()
-            frame = np.random.default_rng(0).integers(0, 255, (480, 640, 3), np.uint8)
-            image = Image.fromarray(frame)
-            return {
-                "edgetpu": bench_extractor(extractors["tpu"], image, rounds),
-                "cpu": bench_extractor(extractors["cpu"], image, rounds),
-            }
-
-        report.part("benchmark", benchmark)
-        if "tpu" not in extractors or "cpu" not in extractors:
-            for name in ("embeddings", "exported_model"):
-                report.skip(name, "the Edge TPU or the CPU extractor did not open (benchmark)")
-        elif photos is None:
-            for name in ("embeddings", "exported_model"):
-                report.skip(name, photos_problem)
-        else:
-            tpu, cpu = extractors["tpu"], extractors["cpu"]
-            report.part("embeddings", lambda: compare_embeddings(tpu, cpu, photos))
-            report.part(
-                "exported_model",
-                lambda: check_exported(
-                    tpu,
-                    lambda p: hardware.make_interpreter(p, result),
-                    hardware.base_model(),
-                    photos,
-                ),
-            )
+        _device_parts(report, hardware, result, photos, photos_problem, rounds)
     report.part("tests", hardware.run_tests)
     report.data["verdict"] = verdict(report.data)
     report.save()
     return report.data
+
+
+def _find_photos(photos_dir: Optional[Path], settings) -> tuple:
+    """(photos, "") from ``photos_dir`` or a known folder, else (None, why not)."""
+    problem = ""
+    folders = [photos_dir] if photos_dir is not None else known_photo_folders(settings.data_dir)
+    for folder in folders:
+        if Path(folder).is_dir():
+            try:
+                return load_photos(Path(folder)), ""
+            except DatasetError as e:
+                problem = f"{e}: pass --photos DIR with one sub-folder of images per class"
+    return None, problem or (
+        "no photos: pass --photos DIR (one sub-folder of images per class); looked in "
+        + ", ".join(map(str, folders))
+    )
+
+
+def _device_parts(report, hardware: Hardware, result, photos, photos_problem: str, rounds: int):
+    """The parts that run on the Edge TPU, once its probe passed."""
+    extractors = {}
+
+    def benchmark() -> dict:
+        extractors["tpu"] = hardware.open_tpu(result)
+        extractors["cpu"] = hardware.open_cpu()
+        frame = np.random.default_rng(0).integers(0, 255, (480, 640, 3), np.uint8)
+        image = Image.fromarray(frame)
+        return {
+            "edgetpu": bench_extractor(extractors["tpu"], image, rounds),
+            "cpu": bench_extractor(extractors["cpu"], image, rounds),
+        }
+
+    report.part("benchmark", benchmark)
+    if "tpu" not in extractors or "cpu" not in extractors:
+        for name in ("embeddings", "exported_model"):
+            report.skip(name, "the Edge TPU or the CPU extractor did not open (benchmark)")
+    elif photos is None:
+        for name in ("embeddings", "exported_model"):
+            report.skip(name, photos_problem)
+    else:
+        tpu, cpu = extractors["tpu"], extractors["cpu"]
+        report.part("embeddings", lambda: compare_embeddings(tpu, cpu, photos))
+        report.part(
+            "exported_model",
+            lambda: check_exported(
+                tpu,
+                lambda p: hardware.make_interpreter(p, result),
+                hardware.base_model(),
+                photos,
+            ),
+        )
 
 
 def verdict(data: dict) -> str:

@@ -974,8 +974,7 @@ class Pipeline:
             self.smoothing = values["smoothing"]
         self.learner_options = {"unknown_quantile": values["unknown_quantile"]}
         if getattr(self, "learner", None) is not None:
-            self.learner.unknown_quantile = values["unknown_quantile"]
-            self.learner._thresholds = None
+            self.learner.set_unknown_quantile(values["unknown_quantile"])
             if values.get("method") in METHODS and values["method"] != self.learner.name:
                 self._set_method(values["method"])
         if self.exhibit is not None:
