@@ -42,7 +42,7 @@ from server import doctor, export, models
 from server.benchmark import bench_extractor
 from server.datasets import DatasetError, load_rgb, scan
 from server.hw import runtime as rt
-from server.hw.extractor import Extractor, open_extractor, preprocess
+from server.hw.extractor import open_extractor, preprocess
 from server.learn import make_learner
 
 log = logging.getLogger(__name__)
@@ -268,15 +268,11 @@ def real_hardware(settings, edgetpu_lib: Optional[Path] = None, probe=None) -> H
     def edgetpu_path() -> Path:
         return models.locate(models.EXTRACTOR_EDGETPU, download=False, **where)
 
-    def open_tpu(result) -> Extractor:
-        path = edgetpu_path()
-        interpreter = _delegate_interpreter(str(path), result, library)
-        name = getattr(result, "runtime", "")
-        return Extractor(interpreter, backend="edgetpu", model_path=path, runtime=name)
-
     return Hardware(
         probe=probe or doctor._default_probe(),
-        open_tpu=open_tpu,
+        open_tpu=lambda result: open_extractor(
+            "on", probe_result=result, edgetpu_lib=edgetpu_lib, download=False, **where
+        ),
         open_cpu=lambda: open_extractor("off", download=False, **where),
         make_interpreter=lambda path, result: _delegate_interpreter(path, result, library),
         base_model=lambda: edgetpu_path().read_bytes(),

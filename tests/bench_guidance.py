@@ -27,16 +27,12 @@ from server import datasets, models  # noqa: E402
 from server.hw.extractor import open_extractor  # noqa: E402
 from server.learn import make_learner  # noqa: E402
 from server.learn.quality import cross_validate, needs_examples_most  # noqa: E402
+from server.offline import embed_folder  # noqa: E402
 
 
 def embed(folder: Path):
-    extractor = open_extractor("off", download=False)
-    images = datasets.scan(folder)
-    xs, ys = [], []
-    for label, _path, image in datasets.iter_images(images):
-        xs.append(extractor.embed(image))
-        ys.append(label)
-    return np.stack(xs), np.array(ys)
+    embedded = embed_folder(open_extractor("off", download=False), datasets.scan(folder))
+    return embedded.x, embedded.labels
 
 
 def score(method: str, x, y, test_x, test_y) -> float:

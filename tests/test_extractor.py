@@ -130,18 +130,24 @@ class _Prober:
         )
 
 
+def open_auto(model_dir, fake, prober, devices=lambda: ["usb:fake"], **options):
+    """``--tpu auto`` with the fake runtime and prober, on a machine that shows ``devices``."""
+    return open_extractor(
+        "auto",
+        data_dir=model_dir,
+        runtime=fake.runtime,
+        download=False,
+        devices=devices,
+        prober=prober,
+        **options,
+    )
+
+
 def test_tpu_auto_falls_back_to_cpu_with_one_warning(model_dir, caplog):
     # the probe passed, but the delegate does not load after all (unplugged since)
     fake = _NoEdgeTpuRuntime()
     with caplog.at_level(logging.WARNING):
-        ext = open_extractor(
-            "auto",
-            data_dir=model_dir,
-            runtime=fake.runtime,
-            download=False,
-            devices=lambda: ["usb:fake"],
-            prober=_Prober("ok"),
-        )
+        ext = open_auto(model_dir, fake, _Prober("ok"))
     assert ext.backend == "cpu"
     assert fake.calls == ["libedgetpu.so.1"]
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -152,15 +158,7 @@ def test_tpu_auto_falls_back_to_cpu_with_one_warning(model_dir, caplog):
 def test_a_tpu_to_avoid_is_not_opened_and_the_reason_becomes_the_notice(model_dir, caplog):
     fake = _NoEdgeTpuRuntime()
     with caplog.at_level(logging.WARNING):
-        ext = open_extractor(
-            "auto",
-            data_dir=model_dir,
-            runtime=fake.runtime,
-            download=False,
-            devices=lambda: ["usb:fake"],
-            avoid_tpu="It stopped working.",
-            prober=_Prober("ok"),
-        )
+        ext = open_auto(model_dir, fake, _Prober("ok"), avoid_tpu="It stopped working.")
     assert ext.backend == "cpu" and fake.calls == [] and ext.notice == "It stopped working."
     assert "not using the Edge TPU: It stopped working." in caplog.text
 
@@ -180,15 +178,7 @@ def test_tpu_on_without_device_says_what_to_do(model_dir):
 def test_a_failed_probe_keeps_the_library_out_of_this_process(model_dir, caplog):
     fake, prober = _NoEdgeTpuRuntime(), _Prober("crashed")
     with caplog.at_level(logging.WARNING):
-        ext = open_extractor(
-            "auto",
-            data_dir=model_dir,
-            runtime=fake.runtime,
-            download=False,
-            devices=lambda: ["usb:fake"],
-            prober=prober,
-            edgetpu_lib="/opt/lib/libedgetpu.so.1",
-        )
+        ext = open_auto(model_dir, fake, prober, edgetpu_lib="/opt/lib/libedgetpu.so.1")
     assert ext.backend == "cpu" and fake.calls == []
     assert prober.calls == ["/opt/lib/libedgetpu.so.1"]
     assert ext.notice.startswith("The Edge TPU could not be used (crashed): it crashed")
@@ -249,14 +239,7 @@ def test_extractor_works_with_a_float_output_model():
 def test_auto_without_a_device_does_not_try_the_delegate(model_dir, caplog):
     fake, prober = _NoEdgeTpuRuntime(), _Prober("ok")
     with caplog.at_level(logging.WARNING):
-        ext = open_extractor(
-            "auto",
-            data_dir=model_dir,
-            runtime=fake.runtime,
-            download=False,
-            devices=lambda: [],
-            prober=prober,
-        )
+        ext = open_auto(model_dir, fake, prober, devices=lambda: [])
     assert ext.backend == "cpu" and fake.calls == [] and prober.calls == []
     assert "no Edge TPU found" in caplog.text
 
